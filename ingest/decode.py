@@ -1,14 +1,35 @@
 """Decode one MQTT message into contract records, or raise ``ContractError``.
 
 The decoder is the only place where device bytes become records (STYLE.md: parse once
-at the edge). It is pure apart from its per-device guard state (duplicates, rates).
+at the edge). It is pure apart from its bounded per-device guard state (duplicates,
+rates), whose clock is the ``received_at`` the caller passes in.
+
+Order of checks, cheapest and most trusted first:
+
+1. topic ``{root}/{kind}/{device_id}``: kind known, device id matching the contract
+   pattern before it is used anywhere (``topic_mismatch``);
+2. payload size (``too_large``), before any parsing;
+3. registry: unknown device (``unknown_device``); the topic kind must be the device's
+   kind (``topic_mismatch``), except ``status``, which every device may publish;
+4. per-device token bucket (``rate_limited``);
+5. strict JSON (``malformed``, ``non_finite``, ``schema``), see ``ingest.strictjson``;
+6. payload shape: a JSON array is a SenML pack (``ingest.senml``); on camera topics an
+   object with ``Topic``/``NotificationMessage``/``Frame`` is ONVIF (``ingest.onvif``);
+   any other object is our schema (``ingest.native``);
+7. each reading's event time against the arrival time (``future_ts``, ``stale_ts``);
+8. QARTOD gross-range flag (``ingest.quality``) and strict contract validation
+   (``schema``);
+9. duplicates (``duplicate`` when every reading of the message was seen before).
+
+Readings come back sorted by event time. Nothing but ``ContractError`` escapes: an
+unexpected internal error is reported as ``malformed`` with its type in the detail (and
+counted in ``DecoderStats.internal_errors``) rather than taking the bridge down.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,12 +40,46 @@ from gridwatch.contracts import (
     READING_TYPES,
     DeadLetterReason,
     Origin,
+    QcFlag,
     ReadingBase,
 )
 from gridwatch.errors import ContractError
 from gridwatch.registry import Registry
+from ingest import strictjson
+from ingest.guards import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_DEVICES,
+    DEFAULT_RATE_PER_S,
+    DEFAULT_WINDOW,
+    DeviceGuards,
+    GuardStats,
+    dedup_key,
+)
+from ingest.native import Draft, object_draft
+from ingest.onvif import is_onvif, onvif_drafts
+from ingest.quality import qc_flag
+from ingest.senml import pack_drafts
+from ingest.timestamps import TimeWindow, from_ms, to_ms
 
-MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_PAYLOAD_BYTES = strictjson.MAX_PAYLOAD_BYTES
+ANY_DEVICE_KINDS = frozenset({"status"})  # topics every registered device may publish on
+
+
+@dataclass
+class DecoderStats:
+    """Counters for the bridge's metrics (monotonic; read, never reset, by the bridge)."""
+
+    messages: int = 0  # decode() calls
+    accepted: int = 0  # messages that returned readings
+    readings: int = 0  # readings returned
+    rejected: dict[str, int] = field(default_factory=dict)  # reason → messages
+    qc: dict[int, int] = field(default_factory=dict)  # QARTOD flag → readings returned
+    internal_errors: int = 0  # bugs caught at the boundary (reported as malformed)
+    guards: GuardStats = field(default_factory=GuardStats)
+
+    @property
+    def duplicates(self) -> int:
+        return self.guards.duplicates
 
 
 class Decoder:
@@ -35,74 +90,171 @@ class Decoder:
         topic_root: str = "gw/v1",
         max_future: timedelta = timedelta(minutes=5),
         max_age: timedelta = timedelta(days=7),
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        max_depth: int = strictjson.MAX_DEPTH,
+        dedup_window: int = DEFAULT_WINDOW,
+        max_devices: int = DEFAULT_MAX_DEVICES,
+        rate_per_s: float = DEFAULT_RATE_PER_S,
+        burst: float = DEFAULT_BURST,
     ) -> None:
         self.registry = registry
         self.topic_root = topic_root.rstrip("/")
+        self._prefix = self.topic_root + "/"
         self.max_future = max_future
         self.max_age = max_age
+        self.window = TimeWindow(max_future=max_future, max_age=max_age)
+        self.max_payload_bytes = max_payload_bytes
+        self.max_depth = max_depth
+        self.guards = DeviceGuards(
+            window=dedup_window, max_devices=max_devices, rate_per_s=rate_per_s, burst=burst
+        )
+        self.stats = DecoderStats(guards=self.guards.stats)
+        self._origins: dict[str, Origin] = {}
+
+    # -- public interface -------------------------------------------------------------
 
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> list[ReadingBase]:
+        """Readings of one message, sorted by time; ``ContractError`` otherwise."""
+        self.stats.messages += 1
+        try:
+            readings = self._decode(topic, payload, received_at)
+        except ContractError as exc:
+            reason = str(exc.reason)
+            self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
+            raise
+        except Exception as exc:  # a bug must not take the bridge down: dead-letter it
+            self.stats.internal_errors += 1
+            self.stats.rejected["malformed"] = self.stats.rejected.get("malformed", 0) + 1
+            raise ContractError(
+                DeadLetterReason.MALFORMED, f"internal {type(exc).__name__}: {str(exc)[:150]}"
+            ) from exc
+        self.stats.accepted += 1
+        self.stats.readings += len(readings)
+        for r in readings:
+            self.stats.qc[int(r.qc)] = self.stats.qc.get(int(r.qc), 0) + 1
+        return readings
+
+    def parse_topic(self, topic: str) -> tuple[str, str]:
+        """``(kind, device_id)`` of ``{root}/{kind}/{device_id}``, validated."""
+        parts = topic[len(self._prefix) :].split("/") if topic.startswith(self._prefix) else []
+        if len(parts) != 2 or parts[0] not in KINDS or not DEVICE_ID_RE.match(parts[1]):
+            raise ContractError(DeadLetterReason.TOPIC_MISMATCH, f"bad topic {topic[:120]!r}")
+        if parts[1].endswith("\n"):  # "$" in the pattern also matches before a final newline
+            raise ContractError(DeadLetterReason.TOPIC_MISMATCH, f"bad topic {topic[:120]!r}")
+        return parts[0], parts[1]
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _decode(self, topic: str, payload: bytes, received_at: datetime) -> list[ReadingBase]:
+        if not isinstance(topic, str):
+            raise ContractError(DeadLetterReason.TOPIC_MISMATCH, "topic is not text")
         kind, device_id = self.parse_topic(topic)
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise ContractError(DeadLetterReason.TOO_LARGE, f"{len(payload)} bytes")
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise ContractError(DeadLetterReason.MALFORMED, "payload is not bytes")
+        if len(payload) > self.max_payload_bytes:
+            raise ContractError(
+                DeadLetterReason.TOO_LARGE,
+                f"{len(payload)} bytes exceeds the {self.max_payload_bytes}-byte limit",
+            )
+        if received_at.tzinfo is None or received_at.utcoffset() is None:
+            raise ContractError(DeadLetterReason.SCHEMA, "received_at must be timezone-aware")
         placement = self.registry.get(device_id)
         if placement is None:
-            raise ContractError(DeadLetterReason.UNKNOWN_DEVICE, device_id)
-        if placement.device.kind != kind:
+            raise ContractError(DeadLetterReason.UNKNOWN_DEVICE, f"unknown device {device_id}")
+        if placement.device.kind != kind and kind not in ANY_DEVICE_KINDS:
             raise ContractError(
                 DeadLetterReason.TOPIC_MISMATCH,
                 f"device {device_id} is a {placement.device.kind} device, topic says {kind}",
             )
-        try:
-            body = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise ContractError(DeadLetterReason.MALFORMED, str(exc)[:200]) from exc
+        if not self.guards.admit(device_id, received_at):
+            raise ContractError(
+                DeadLetterReason.RATE_LIMITED,
+                f"device {device_id} exceeds {self.guards.rate_per_s}/s "
+                f"(burst {self.guards.burst:g})",
+            )
+        body = strictjson.loads(
+            bytes(payload), max_bytes=self.max_payload_bytes, max_depth=self.max_depth
+        )
+        received_ms = to_ms(received_at)
+        drafts = self._drafts(kind, device_id, body, received_ms)
+        origin = self._origin(topic)
+        readings: list[ReadingBase] = []
+        keys: list[int | None] = []
+        model = READING_TYPES[kind]
+        for draft in drafts:
+            self.window.check_ms(draft.ts_ms, received_ms)
+            readings.append(
+                self._validate(model, draft, kind, device_id, received_at, origin, placement)
+            )
+            keys.append(
+                dedup_key(
+                    draft.fields.get("seq"),
+                    round(draft.ts_ms) if draft.absolute else None,
+                    bytes(payload),
+                )
+            )
+        return self._dedup(device_id, readings, keys)
+
+    def _drafts(self, kind: str, device_id: str, body: Any, received_ms: float) -> list[Draft]:
+        if isinstance(body, list):
+            return pack_drafts(kind, device_id, body, received_ms)
         if not isinstance(body, dict):
-            raise ContractError(DeadLetterReason.SCHEMA, "payload must be a JSON object")
-        ts = _parse_ts(body.pop("ts", None))
-        if ts > received_at + self.max_future:
-            raise ContractError(DeadLetterReason.FUTURE_TS, ts.isoformat())
-        if ts < received_at - self.max_age:
-            raise ContractError(DeadLetterReason.STALE_TS, ts.isoformat())
-        fields: dict[str, Any] = {
-            **body,
-            "device_id": device_id,
-            "ts": ts,
-            "received_at": received_at,
-            "origin": Origin(transport="mqtt", topic=topic),
-            "grid_id": placement.grid_id,
-            "district_id": placement.district_id,
-        }
+            raise ContractError(
+                DeadLetterReason.SCHEMA, "payload must be a JSON object or a SenML array"
+            )
+        if kind == "camera" and is_onvif(body):
+            return onvif_drafts(body)
+        return [object_draft(kind, device_id, body)]
+
+    def _validate(
+        self,
+        model: type[ReadingBase],
+        draft: Draft,
+        kind: str,
+        device_id: str,
+        received_at: datetime,
+        origin: Origin,
+        placement: Any,
+    ) -> ReadingBase:
+        fields = draft.fields
+        qc = qc_flag(kind, fields) if draft.measured else QcFlag.MISSING
+        fields.update(
+            device_id=device_id,
+            ts=from_ms(draft.ts_ms),
+            received_at=received_at,
+            origin=origin,
+            grid_id=placement.grid_id,
+            district_id=placement.district_id,
+            qc=qc,
+        )
         try:
-            return [READING_TYPES[kind].model_validate(fields)]
+            return model.model_validate(fields)
         except ValidationError as exc:
-            raise ContractError(DeadLetterReason.SCHEMA, str(exc.errors()[0]["msg"])) from exc
+            raise ContractError(DeadLetterReason.SCHEMA, _summarise(exc)) from exc
 
-    def parse_topic(self, topic: str) -> tuple[str, str]:
-        prefix = self.topic_root + "/"
-        parts = topic[len(prefix) :].split("/") if topic.startswith(prefix) else []
-        if len(parts) != 2 or parts[0] not in KINDS or not DEVICE_ID_RE.match(parts[1]):
-            raise ContractError(DeadLetterReason.TOPIC_MISMATCH, f"bad topic {topic[:120]!r}")
-        return parts[0], parts[1]
+    def _dedup(
+        self, device_id: str, readings: list[ReadingBase], keys: list[int | None]
+    ) -> list[ReadingBase]:
+        fresh = [r for r, k in zip(readings, keys, strict=True) if self.guards.is_new(device_id, k)]
+        if not fresh:
+            raise ContractError(
+                DeadLetterReason.DUPLICATE,
+                f"{len(readings)} reading(s) of {device_id} already seen (seq {readings[0].seq})",
+            )
+        return fresh
+
+    def _origin(self, topic: str) -> Origin:
+        origin = self._origins.get(topic)
+        if origin is None:
+            if len(self._origins) >= self.guards.max_devices * 2:
+                self._origins.clear()  # bounded like the guards; rebuilt on demand
+            origin = self._origins[topic] = Origin(transport="mqtt", topic=topic)
+        return origin
 
 
-def _reject_constant(name: str) -> float:
-    raise ContractError(DeadLetterReason.NON_FINITE, name)
-
-
-def _parse_ts(value: Any) -> datetime:
-    if isinstance(value, bool) or value is None:
-        raise ContractError(DeadLetterReason.SCHEMA, "ts missing or not a time")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ContractError(DeadLetterReason.NON_FINITE, "ts")
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise ContractError(DeadLetterReason.SCHEMA, f"ts: {exc}") from exc
-        if parsed.tzinfo is None:
-            raise ContractError(DeadLetterReason.SCHEMA, "ts needs a UTC offset")
-        return parsed.astimezone(UTC)
-    raise ContractError(DeadLetterReason.SCHEMA, "ts must be RFC 3339 or epoch ms")
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "<root>"
+        parts.append(f"{loc}: {err.get('msg', '')}")
+    return "; ".join(parts)[:500]

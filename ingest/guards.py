@@ -1,0 +1,129 @@
+"""Per-device guards: duplicate suppression and a token-bucket rate limit.
+
+State is bounded: at most ``max_devices`` devices are remembered (least recently seen
+evicted first) and each remembers at most ``window`` recent duplicate keys. The clock is
+injected: every call passes the message's ``received_at``; nothing here reads the time.
+
+Duplicate keys. A reading with a device ``seq`` is keyed by ``(seq, event time)`` when
+the time came from the payload, so a redelivered or retransmitted reading (same seq,
+same timestamp) is dropped while a device that rebooted and restarted its ``seq`` at 0
+is not. When the event time was derived from the arrival time (a SenML pack with
+relative times) the key is ``seq`` alone. A reading without ``seq`` is keyed by a hash
+of the payload bytes and its event time; without either an absolute time or a seq a
+reading cannot be told apart from a genuine repeat and is not deduplicated
+(``GuardStats.not_deduplicable`` counts those).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+DEFAULT_WINDOW = 64
+DEFAULT_MAX_DEVICES = 65_536
+DEFAULT_RATE_PER_S = 1.0
+DEFAULT_BURST = 30.0
+
+
+@dataclass
+class GuardStats:
+    """Plain counters the bridge reads and exports (monotonic, never reset here)."""
+
+    duplicates: int = 0  # readings dropped as duplicates
+    rate_limited: int = 0  # messages refused by the token bucket
+    not_deduplicable: int = 0  # readings with neither seq nor absolute time
+    evicted_devices: int = 0  # device states dropped by the LRU bound
+
+
+@dataclass
+class _DeviceState:
+    tokens: float
+    last_s: float
+    seen: dict[int, None] = field(default_factory=dict)
+
+
+class DeviceGuards:
+    """Rate limit and duplicate window for every device, in bounded memory."""
+
+    def __init__(
+        self,
+        *,
+        window: int = DEFAULT_WINDOW,
+        max_devices: int = DEFAULT_MAX_DEVICES,
+        rate_per_s: float = DEFAULT_RATE_PER_S,
+        burst: float = DEFAULT_BURST,
+    ) -> None:
+        if window < 1 or max_devices < 1 or rate_per_s <= 0 or burst < 1:
+            raise ValueError("window, max_devices, burst must be >= 1 and rate_per_s > 0")
+        self.window = window
+        self.max_devices = max_devices
+        self.rate_per_s = rate_per_s
+        self.burst = float(burst)
+        self.stats = GuardStats()
+        self._devices: OrderedDict[str, _DeviceState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._devices)
+
+    def _state(self, device_id: str, now_s: float) -> _DeviceState:
+        state = self._devices.get(device_id)
+        if state is None:
+            state = _DeviceState(tokens=self.burst, last_s=now_s)
+            self._devices[device_id] = state
+            if len(self._devices) > self.max_devices:
+                self._devices.popitem(last=False)
+                self.stats.evicted_devices += 1
+        else:
+            self._devices.move_to_end(device_id)
+        return state
+
+    def admit(self, device_id: str, received_at: datetime) -> bool:
+        """Take one token from the device's bucket; False (and counted) when empty."""
+        now_s = received_at.timestamp()
+        state = self._state(device_id, now_s)
+        elapsed = now_s - state.last_s
+        if elapsed > 0:  # a clock that steps back adds nothing
+            state.tokens = min(self.burst, state.tokens + elapsed * self.rate_per_s)
+            state.last_s = now_s
+        if state.tokens >= 1.0:
+            state.tokens -= 1.0
+            return True
+        self.stats.rate_limited += 1
+        return False
+
+    def is_new(self, device_id: str, key: int | None) -> bool:
+        """True if ``key`` was not seen recently for this device (and remember it).
+
+        ``key`` None means the reading cannot be deduplicated: always new, counted.
+        Duplicates are counted in ``stats.duplicates``.
+        """
+        if key is None:
+            self.stats.not_deduplicable += 1
+            return True
+        state = self._devices.get(device_id)
+        if state is None:  # admit() was not called first (e.g. guards used alone)
+            state = self._state(device_id, 0.0)
+        seen = state.seen
+        if key in seen:
+            self.stats.duplicates += 1
+            return False
+        seen[key] = None
+        if len(seen) > self.window:
+            del seen[next(iter(seen))]
+        return True
+
+    def forget(self, device_id: str, key: int) -> None:
+        """Undo ``is_new`` for a key whose message was rejected later on."""
+        state = self._devices.get(device_id)
+        if state is not None:
+            state.seen.pop(key, None)
+
+
+def dedup_key(seq: int | None, ts_ms: int | None, payload: bytes) -> int | None:
+    """The duplicate key of one reading (see the module docstring)."""
+    if seq is not None:
+        return hash((seq, ts_ms))
+    if ts_ms is not None:
+        return hash((payload, ts_ms))
+    return None
