@@ -46,7 +46,7 @@ INF = float("inf")
 # 200 mm/h is extreme for Shanghai; above 500 mm / 1000 mm/h is instrument failure.
 GROSS_RANGES: dict[str, dict[str, GrossRange]] = {
     "water": {
-        "level_cm": GrossRange(-5.0, 300.0, -1.0, 100.0),
+        "level_cm": GrossRange(-5.0, 300.0, -1.0, 150.0),  # as models/qc.py (streaming QC)
         "battery_v": GrossRange(0.0, 5.0, 3.0, 4.3),
         "rssi_dbm": GrossRange(-150.0, 0.0, -125.0, -30.0),
     },
@@ -91,14 +91,12 @@ CAMERA_STATUS_FLAG: dict[str, QcFlag] = {
 }
 
 
-def _worst(flags: list[QcFlag]) -> QcFlag:
-    if not flags:
-        return QcFlag.NOT_EVALUATED
-    if QcFlag.FAIL in flags:
-        return QcFlag.FAIL
-    if QcFlag.SUSPECT in flags:
-        return QcFlag.SUSPECT
-    return QcFlag.PASS
+def _camera_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    counts = fields.get("counts")
+    return {
+        **(counts if isinstance(counts, dict) else {}),
+        "water_cover": fields.get("water_cover"),
+    }
 
 
 def field_flags(kind: str, fields: Mapping[str, Any]) -> dict[str, QcFlag]:
@@ -106,8 +104,7 @@ def field_flags(kind: str, fields: Mapping[str, Any]) -> dict[str, QcFlag]:
     table = GROSS_RANGES.get(kind, {})
     source: Mapping[str, Any] = fields
     if kind == "camera":
-        counts = fields.get("counts") or {}
-        source = {**counts, "water_cover": fields.get("water_cover")}
+        source = _camera_values(fields)
     out: dict[str, QcFlag] = {}
     for name, rng in table.items():
         value = source.get(name)
@@ -116,24 +113,47 @@ def field_flags(kind: str, fields: Mapping[str, Any]) -> dict[str, QcFlag]:
     return out
 
 
+# kind → ((field, range, auxiliary), ...): the table flattened once for the hot path.
+_CHECKS: dict[str, tuple[tuple[str, GrossRange, bool], ...]] = {
+    kind: tuple((name, rng, name in AUXILIARY.get(kind, ())) for name, rng in table.items())
+    for kind, table in GROSS_RANGES.items()
+}
+
+
 def qc_flag(kind: str, fields: Mapping[str, Any]) -> QcFlag:
     """The QARTOD flag of one reading, given its contract fields as a dict."""
+    status_flag = None
+    source: Mapping[str, Any] = fields
     if kind == "camera":
-        status_flag = CAMERA_STATUS_FLAG.get(fields.get("status", "ok"))
+        status = fields.get("status", "ok")
+        status_flag = CAMERA_STATUS_FLAG.get(status) if isinstance(status, str) else None
         if status_flag is QcFlag.MISSING:
             return QcFlag.MISSING
-    aux = AUXILIARY.get(kind, frozenset())
-    flags = []
-    for name, flag in field_flags(kind, fields).items():
-        if name not in aux:
-            flags.append(flag)
-        elif flag is QcFlag.FAIL:
-            flags.append(QcFlag.SUSPECT)
+        source = _camera_values(fields)
+    worst = QcFlag.NOT_EVALUATED
+    for name, rng, aux in _CHECKS.get(kind, ()):
+        value = source.get(name)
+        if value is None or value is True or value is False:
+            continue
+        if not isinstance(value, int | float):
+            continue  # a wrong type is the contract's to reject, not a quality question
+        flag = rng.flag(value)
+        if aux:
+            flag = QcFlag.SUSPECT if flag is QcFlag.FAIL else QcFlag.PASS
+        worst = _worse(worst, flag)
     if kind == "bike":
-        flags.extend(_bike_consistency(fields))
-    if kind == "camera" and status_flag is not None:
-        flags.append(status_flag)
-    return _worst(flags)
+        for flag in _bike_consistency(fields):
+            worst = _worse(worst, flag)
+    if status_flag is not None:
+        worst = _worse(worst, status_flag)
+    return worst
+
+
+_RANK = {QcFlag.NOT_EVALUATED: 0, QcFlag.PASS: 1, QcFlag.SUSPECT: 2, QcFlag.FAIL: 3}
+
+
+def _worse(a: QcFlag, b: QcFlag) -> QcFlag:
+    return a if _RANK[a] >= _RANK[b] else b
 
 
 def _bike_consistency(fields: Mapping[str, Any]) -> list[QcFlag]:
