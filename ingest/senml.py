@@ -126,7 +126,8 @@ class Resolved:
 
     name: str
     time_s: float
-    unit: str | None
+    unit: str | None  # the record's own ``u``
+    base_unit: str | None  # ``bu`` in force; the unit when ``u`` is absent
     label: str  # which value field: "v", "vs", "vb", "vd" or "s"
     value: Any
 
@@ -169,7 +170,7 @@ def resolve(pack: list[Any]) -> list[Resolved]:
         time_s = bt + rec.get("t", 0.0)
         if math.isinf(time_s):
             raise ContractError(DeadLetterReason.NON_FINITE, f"SenML record {i}: time overflows")
-        out.append(Resolved(name, float(time_s), rec.get("u", bu), label, value))
+        out.append(Resolved(name, float(time_s), rec.get("u"), bu, label, value))
     return out
 
 
@@ -218,9 +219,14 @@ def _quantity(kind: str, local: str) -> tuple[Quantity, str]:
 def _convert(qty: Quantity, local: str, rec: Resolved) -> Any:
     if rec.label != qty.value:
         raise _schema(f"SenML {local!r} needs a {qty.value} value, got {rec.label}")
-    conv = qty.units.get(rec.unit)
+    unit = rec.unit
+    if unit is None and not (None in qty.units and rec.base_unit not in qty.units):
+        # A base unit is the default of records without "u"; a dimensionless quantity
+        # (seq, counts, text) in a pack whose bu is "cm" is not in centimetres.
+        unit = rec.base_unit
+    conv = qty.units.get(unit)
     if conv is None:
-        unit = "no unit" if rec.unit is None else f"unit {rec.unit[:16]!r}"
+        unit = "no unit" if unit is None else f"unit {unit[:16]!r}"
         raise _schema(f"SenML {local!r}: {unit} is not accepted")
     if qty.value == "vs":
         return rec.value
