@@ -1,0 +1,97 @@
+"""Helpers shared by the ticket integration tests (alerts, complaints, clock, PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from gridwatch.contracts import Alert, Category, Complaint, Severity, incident_key
+
+PG_ADMIN_URL = os.environ.get("GW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+GRID = "D01-S01-G01"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> datetime:
+        self.now += timedelta(**kw)
+        return self.now
+
+
+def create_pg_database() -> tuple[str, str]:
+    name = f"gw_tickets_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return name, f"{base}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_alert(
+    alert_id: str,
+    kind: str = "observed",
+    *,
+    severity: str = "minor",
+    category: str = "waterlogging",
+    grid: str = GRID,
+    site: str | None = "site-a",
+    minutes: float = 0,
+    probability: float = 1.0,
+    evidence: dict | None = None,
+    rule_version: str = "rule-1",
+    lon: float | None = None,
+    lat: float | None = None,
+) -> Alert:
+    return Alert(
+        alert_id=alert_id,
+        incident_key=incident_key(grid, category, site),
+        kind=kind,  # type: ignore[arg-type]
+        category=Category(category),
+        severity=Severity(severity),
+        grid_id=grid,
+        district_id="D01",
+        site=site,
+        ts=T0 + timedelta(minutes=minutes),
+        probability=probability,
+        expected_at=T0 + timedelta(minutes=minutes + 30) if kind == "forecast" else None,
+        why=f"{kind} test alert",
+        evidence=evidence if evidence is not None else {},
+        rule_version=rule_version,
+        lon=lon,
+        lat=lat,
+    )
+
+
+def make_complaint(
+    complaint_id: str,
+    lon: float,
+    lat: float,
+    *,
+    minutes: float = 0,
+    category: str = "waterlogging",
+    source: str = "hotline",
+) -> Complaint:
+    return Complaint(
+        complaint_id=complaint_id,
+        ts=T0 + timedelta(minutes=minutes),
+        category=Category(category),
+        lon=lon,
+        lat=lat,
+        description="积水 water on the road",
+        source=source,  # type: ignore[arg-type]
+    )
