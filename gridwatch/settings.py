@@ -34,7 +34,8 @@ class MqttSettings(BaseModel):
     model_config = _Section
 
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+    # 1884, not 1883: these machines run a system Mosquitto on 1883.
+    port: int = Field(1884, ge=1, le=65535)
     username: str = "gw-ingest"
     password: SecretStr | None = None
     client_id: str = "gw-ingest-1"
@@ -142,6 +143,8 @@ class Settings(BaseSettings):
     tickets: TicketsSettings = TicketsSettings()
     stack: StackSettings = StackSettings()
     sim: SimSettings = SimSettings()
+    # grids.geojson + devices.json (see gridwatch.registry)
+    registry_dir: Path = Path("var/city")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

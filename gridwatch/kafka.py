@@ -1,0 +1,84 @@
+"""Kafka plumbing shared by the stages: topic names, partitioning, topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
+
+from gridwatch.contracts import KINDS
+from gridwatch.errors import StackError
+from gridwatch.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2, positive), so keyed and batched records
+    of one device always land on the same partition."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def readings_topic(settings: KafkaSettings, kind: str) -> str:
+    return settings.topic(f"readings.{kind}")
+
+
+def all_topics(settings: KafkaSettings) -> list[str]:
+    names = [readings_topic(settings, k) for k in KINDS]
+    names += [settings.topic(n) for n in ("deadletter", "assessments", "alerts", "tickets", "complaints")]
+    return names
+
+
+async def ensure_topics(settings: KafkaSettings, names: list[str] | None = None) -> None:
+    """Create the topics (idempotent); all share the configured partition count so that
+    per-device and per-incident keys stay co-partitioned across topics."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap, request_timeout_ms=settings.request_timeout_ms
+    )
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [n for n in (names or all_topics(settings)) if n not in existing]
+        if not missing:
+            return
+        try:
+            await admin.create_topics(
+                [NewTopic(n, num_partitions=settings.partitions, replication_factor=1) for n in missing]
+            )
+        except TopicAlreadyExistsError:
+            pass
+    except KafkaError as exc:
+        raise StackError(f"cannot create Kafka topics at {settings.bootstrap}: {exc!r}") from exc
+    finally:
+        await admin.close()
+
+
+async def read_topic(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> list[Any]:
+    """Every record currently in ``topic`` (all partitions, from the beginning)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        records: list[Any] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            positions = [await consumer.position(tp) for tp in parts]
+            if all(pos >= end[tp] for pos, tp in zip(positions, parts, strict=True)):
+                return records
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"reading {topic} did not reach its end in {timeout_s:.0f} s")
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                records.extend(recs)
+    finally:
+        await consumer.stop()

