@@ -1,0 +1,151 @@
+"""Duplicate suppression and the per-device token bucket, alone and through the decoder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from gridwatch.contracts import DeadLetterReason
+from gridwatch.errors import ContractError
+from ingest.decode import Decoder
+from ingest.guards import DeviceGuards, dedup_key
+
+from .conftest import NOW, STATUS, WATER, js
+
+TS = "2026-11-23T07:59:00Z"
+
+
+def water(seq: int | None, ts: str = TS, level: float = 1.0) -> bytes:
+    body: dict = {"ts": ts, "level_cm": level}
+    if seq is not None:
+        body["seq"] = seq
+    return js(body)
+
+
+# -- duplicates -------------------------------------------------------------------------
+
+
+def test_redelivered_seq_is_a_duplicate(decoder: Decoder) -> None:
+    assert decoder.decode(WATER, water(1), NOW)
+    with pytest.raises(ContractError) as info:
+        decoder.decode(WATER, water(1), NOW + timedelta(seconds=5))
+    assert info.value.reason == DeadLetterReason.DUPLICATE
+    assert decoder.stats.duplicates == 1
+    assert decoder.stats.rejected == {"duplicate": 1}
+    assert decoder.decode(WATER, water(2), NOW)  # the next one passes
+
+
+def test_same_seq_at_a_new_time_is_a_reboot_not_a_duplicate(decoder: Decoder) -> None:
+    decoder.decode(WATER, water(0), NOW)
+    assert decoder.decode(WATER, water(0, ts="2026-11-23T07:59:40Z"), NOW)
+    assert decoder.stats.duplicates == 0
+
+
+def test_without_seq_identical_bytes_are_duplicates(decoder: Decoder) -> None:
+    decoder.decode(WATER, water(None), NOW)
+    with pytest.raises(ContractError, match="duplicate"):
+        decoder.decode(WATER, water(None), NOW)
+    assert decoder.decode(WATER, water(None, level=2.0), NOW)
+
+
+def test_dedup_is_per_device(decoder: Decoder) -> None:
+    decoder.decode(WATER, water(1), NOW)
+    assert decoder.decode("gw/v1/water/wl-00002", water(1), NOW)
+
+
+def test_rejected_message_does_not_poison_the_window(decoder: Decoder) -> None:
+    with pytest.raises(ContractError, match="schema"):
+        decoder.decode(WATER, js({"ts": TS, "level_cm": "1", "seq": 5}), NOW)
+    assert decoder.decode(WATER, water(5), NOW)
+
+
+def test_pack_with_some_seen_readings_returns_only_new_ones(decoder: Decoder) -> None:
+    bt = NOW.timestamp() - 120
+    first = [{"bt": bt, "n": "level", "u": "cm", "v": 1}, {"n": "seq", "v": 1}]
+    decoder.decode(WATER, js(first), NOW)
+    both = [*first, {"n": "level", "u": "cm", "v": 2, "t": 60}, {"n": "seq", "v": 2, "t": 60}]
+    [fresh] = decoder.decode(WATER, js(both), NOW)
+    assert (fresh.seq, fresh.level_cm) == (2, 2)
+    assert decoder.stats.duplicates == 1
+
+
+def test_relative_time_packs_dedup_by_seq_only(decoder: Decoder) -> None:
+    pack = js([{"n": "level", "u": "cm", "v": 1}, {"n": "seq", "v": 9}])
+    decoder.decode(WATER, pack, NOW)
+    with pytest.raises(ContractError, match="duplicate"):
+        decoder.decode(WATER, pack, NOW + timedelta(seconds=3))  # redelivered later
+    no_seq = js([{"n": "level", "u": "cm", "v": 1}])
+    decoder.decode(WATER, no_seq, NOW)
+    assert decoder.decode(WATER, no_seq, NOW + timedelta(seconds=60))  # a genuine repeat
+    assert decoder.stats.guards.not_deduplicable == 2
+
+
+def test_window_is_bounded_per_device() -> None:
+    guards = DeviceGuards(window=3)
+    for seq in range(5):
+        assert guards.is_new("d", dedup_key(seq, 0, b""))
+    assert not guards.is_new("d", dedup_key(4, 0, b""))
+    assert guards.is_new("d", dedup_key(0, 0, b""))  # forgotten: outside the window
+    assert len(guards._devices["d"].seen) == 3
+
+
+def test_device_count_is_bounded_lru() -> None:
+    guards = DeviceGuards(max_devices=2)
+    guards.admit("a", NOW)
+    guards.admit("b", NOW)
+    guards.admit("a", NOW)  # a is now the most recent
+    guards.admit("c", NOW)  # evicts b
+    assert list(guards._devices) == ["a", "c"]
+    assert guards.stats.evicted_devices == 1
+
+
+# -- rate limit -------------------------------------------------------------------------
+
+
+def test_token_bucket_allows_burst_then_refills_from_arrival_times() -> None:
+    guards = DeviceGuards(rate_per_s=0.5, burst=3)
+    assert [guards.admit("d", NOW) for _ in range(4)] == [True, True, True, False]
+    assert not guards.admit("d", NOW + timedelta(seconds=1))  # half a token
+    assert guards.admit("d", NOW + timedelta(seconds=2))  # one token by now
+    assert not guards.admit("d", NOW + timedelta(seconds=2))
+    assert guards.admit("d", NOW + timedelta(hours=1))  # refill is capped at burst...
+    assert [guards.admit("d", NOW + timedelta(hours=1)) for _ in range(3)] == [True, True, False]
+    assert guards.stats.rate_limited == 4
+
+
+def test_clock_stepping_back_adds_no_tokens() -> None:
+    guards = DeviceGuards(rate_per_s=1, burst=1)
+    assert guards.admit("d", NOW)
+    assert not guards.admit("d", NOW - timedelta(hours=1))
+    assert not guards.admit("d", NOW)
+
+
+def test_decoder_rate_limits_per_device(make_decoder: Callable[..., Decoder]) -> None:
+    decoder = make_decoder(rate_per_s=1.0, burst=2)
+    decoder.decode(WATER, water(1), NOW)
+    decoder.decode(WATER, water(2), NOW)
+    with pytest.raises(ContractError) as info:
+        decoder.decode(WATER, water(3), NOW)
+    assert info.value.reason == DeadLetterReason.RATE_LIMITED
+    # Another device has its own bucket; the same device's status topic shares its bucket.
+    assert decoder.decode("gw/v1/water/wl-00002", water(3), NOW)
+    with pytest.raises(ContractError, match="rate_limited"):
+        decoder.decode(STATUS, js({"ts": TS, "battery_v": 3.6}), NOW)
+    assert decoder.decode(WATER, water(3), NOW + timedelta(seconds=1))
+    assert decoder.stats.guards.rate_limited == 2
+
+
+def test_unknown_devices_hold_no_state(decoder: Decoder) -> None:
+    for i in range(50):
+        with pytest.raises(ContractError, match="unknown_device"):
+            decoder.decode(f"gw/v1/water/x-{i}", water(1), NOW)
+    assert len(decoder.guards) == 0
+
+
+def test_bad_guard_parameters_fail_at_construction() -> None:
+    with pytest.raises(ValueError, match="window"):
+        DeviceGuards(window=0)
+    with pytest.raises(ValueError, match="rate_per_s"):
+        DeviceGuards(rate_per_s=0)
