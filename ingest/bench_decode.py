@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from ingest.decode import Decoder
 from simulators.city import generate_city
+
+CST = timezone(timedelta(hours=8))
 
 
 def _water_payloads(n: int, start: datetime) -> list[bytes]:
@@ -21,8 +23,8 @@ def _water_payloads(n: int, start: datetime) -> list[bytes]:
     for i in range(n):
         ts = start + timedelta(seconds=i)
         body = {
-            "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "seq": i,
+            "ts": ts.astimezone(CST).isoformat(timespec="microseconds"),  # local time
+            "seq": 1_000_000 + i,
             "level_cm": round(3.0 + (i % 97) * 0.173, 2),
             "battery_v": 3.61,
             "rssi_dbm": -87.5,

@@ -172,9 +172,8 @@ class Decoder:
                 f"device {device_id} exceeds {self.guards.rate_per_s}/s "
                 f"(burst {self.guards.burst:g})",
             )
-        body = strictjson.loads(
-            bytes(payload), max_bytes=self.max_payload_bytes, max_depth=self.max_depth
-        )
+        raw = bytes(payload)
+        body = strictjson.loads(raw, max_bytes=self.max_payload_bytes, max_depth=self.max_depth)
         received_ms = to_ms(received_at)
         drafts = self._drafts(kind, device_id, body, received_ms)
         origin = self._origin(topic)
@@ -190,7 +189,7 @@ class Decoder:
                 dedup_key(
                     draft.fields.get("seq"),
                     round(draft.ts_ms) if draft.absolute else None,
-                    bytes(payload),
+                    raw,
                 )
             )
         return self._dedup(device_id, readings, keys)

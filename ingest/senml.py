@@ -66,7 +66,9 @@ class Quantity:
     """How one SenML name becomes one contract field."""
 
     target: str  # contract field; "counts.{x}" / "by_operator.{x}" for map entries
-    units: dict[str | None, tuple[float, float]]  # unit → (factor, offset) to our unit
+    # unit (None: no unit) → (factor, offset) to our unit; keys typed Any so that literal
+    # tables with only str keys type-check (dict keys are invariant).
+    units: dict[Any, tuple[float, float]]
     value: str = "v"  # "v" number, "vs" string
     integral: str = ""  # "" float, "exact" must be whole, "floor" rounded down
 

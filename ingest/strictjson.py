@@ -96,7 +96,8 @@ def loads(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES, max_depth: int 
     """Parse one device payload strictly; raise only ``ContractError``."""
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise ContractError(DeadLetterReason.MALFORMED, "payload is not bytes")
-    payload = bytes(payload)
+    if not isinstance(payload, bytes):
+        payload = bytes(payload)
     if len(payload) > max_bytes:
         raise ContractError(
             DeadLetterReason.TOO_LARGE, f"{len(payload)} bytes exceeds the {max_bytes}-byte limit"
