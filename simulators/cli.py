@@ -1,0 +1,386 @@
+"""Command line of the simulators.
+
+``gridwatch sim city|validate|list|bench`` (the typer ``app``) and the top-level
+``gridwatch simulate`` and ``gridwatch replay`` (the plain functions ``simulate`` and
+``replay``, registered by ``gridwatch.cli``). Settings come from
+``gridwatch.cli.settings()``, called inside the commands that need them (MQTT).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simulators.city import SIZES, generate_city
+from simulators.engine import Simulation
+from simulators.messages import Message
+from simulators.output import write_jsonl
+from simulators.replay import (
+    detect_format,
+    first_time,
+    read_csv,
+    read_floodnet,
+    read_jsonl,
+)
+from simulators.runner import paced, run_scenario
+from simulators.scenario import ScenarioError, load_scenario, shipped_scenarios
+
+console = Console()
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+class _MqttSink:
+    """Publishes each message as its device; counts what the broker refused."""
+
+    def __init__(self) -> None:
+        from gridwatch.cli import settings
+        from simulators.mqtt_publisher import MqttPublisher, PublishError
+
+        self._error = PublishError
+        self.pub = MqttPublisher(settings())
+        self.refused: Counter[str] = Counter()
+
+    def __call__(self, msg: Message) -> None:
+        try:
+            self.pub.publish(msg.topic, msg.payload_bytes())
+        except self._error as exc:
+            self.refused[str(exc).split(":", 1)[0][:80]] += 1
+
+    def close(self, timeout_s: float = 120.0) -> None:
+        try:
+            self.pub.flush(timeout_s=timeout_s)
+        finally:
+            self.pub.close()
+
+
+def _start(start: str | None, to: str) -> datetime | None:
+    if start is None:
+        start = "now" if to == "mqtt" else "scenario"
+    if start == "scenario":
+        return None
+    if start == "now":
+        now = int(time.time())
+        return datetime.fromtimestamp(now - now % 60, UTC)
+    try:
+        parsed = datetime.fromisoformat(start)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--start {start!r}: use now, scenario or RFC 3339") from exc
+    if parsed.tzinfo is None:
+        raise typer.BadParameter("--start needs a time zone (e.g. 2026-07-14T06:00:00Z)")
+    return parsed
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _summary(title: str, rows: list[tuple[str, Any]]) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    for k, v in rows:
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+# -- gridwatch sim ... -------------------------------------------------------------------
+
+
+@app.command("city")
+def city_cmd(
+    out: Annotated[Path, typer.Option(help="Directory for grids.geojson and devices.json.")],
+    size: Annotated[str, typer.Option(help=f"One of {', '.join(SIZES)}.")] = "small",
+    seed: Annotated[int, typer.Option(help="City seed.")] = 7,
+    max_devices: Annotated[int | None, typer.Option(help="Keep only the first N devices.")] = None,
+) -> None:
+    """Generate a synthetic district (GeoJSON grids and a device registry)."""
+    if size not in SIZES:
+        raise typer.BadParameter(f"size must be one of {', '.join(SIZES)}")
+    city = generate_city(seed, size, max_devices=max_devices)
+    city.registry()  # fails loudly if the registry would not load
+    city.write(out)
+    kinds = Counter(d["kind"] for d in city.devices)
+    levels = Counter(f["properties"]["level"] for f in city.grids["features"])
+    _summary(
+        f"city {size} (seed {seed}) → {out}",
+        [
+            *((f"{k} polygons", v) for k, v in levels.items()),
+            *((f"{k} devices", v) for k, v in sorted(kinds.items())),
+        ],
+    )
+
+
+@app.command("validate")
+def validate_cmd(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Scenario files (default: shipped).")
+    ] = None,
+) -> None:
+    """Validate scenario files; exit 1 on the first unusable one, listing every error."""
+    bad = 0
+    for path in files or shipped_scenarios():
+        try:
+            sc = load_scenario(path)
+        except ScenarioError as exc:
+            bad += 1
+            console.print(f"[red]✗[/] {path}\n{exc}", highlight=False)
+            continue
+        console.print(f"[green]✓[/] {path}: {sc.name}, {sc.city.size}, {sc.duration / 3600:g} h")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List the shipped scenarios."""
+    for path in shipped_scenarios():
+        sc = load_scenario(path)
+        console.print(
+            f"[bold]{sc.name}[/]  {sc.city.size:6} {sc.duration / 3600:5.2f} h  {sc.description}"
+        )
+
+
+@app.command("bench")
+def bench_cmd(
+    scenario: Annotated[str, typer.Option(help="Scenario to generate.")] = "city-load",
+    duration: Annotated[str, typer.Option(help="Event time to generate.")] = "10min",
+    mqtt: Annotated[bool, typer.Option(help="Also publish over MQTT (needs the stack).")] = False,
+    mqtt_scenario: Annotated[
+        str, typer.Option(help="Scenario for the MQTT run.")
+    ] = "rainstorm-50y",
+    mqtt_duration: Annotated[str, typer.Option(help="Event time for the MQTT run.")] = "20min",
+) -> None:
+    """Generator throughput (readings/s, one core) to memory and to JSONL, and over MQTT."""
+    sc = load_scenario(scenario).with_overrides(duration=duration)
+    sim = Simulation(sc, np.random.default_rng(sc.seed))
+    cpu0 = time.process_time()
+    n = sum(1 for _ in sim.messages())
+    gen_cpu = time.process_time() - cpu0
+    sim = Simulation(sc, np.random.default_rng(sc.seed))
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu0 = time.process_time()
+        summary = write_jsonl(sim.messages(), Path(tmp) / "bench.jsonl")
+        jsonl_cpu = time.process_time() - cpu0
+        size_mb = (Path(tmp) / "bench.jsonl").stat().st_size / 1e6
+    rows: list[tuple[str, Any]] = [
+        ("scenario", f"{sc.name} ({sc.city.size}, {len(sim.city.devices)} devices)"),
+        ("event time", duration),
+        ("readings", n),
+        ("generate only, readings/s (CPU)", f"{n / gen_cpu:,.0f}"),
+        ("generate + JSONL, readings/s (CPU)", f"{summary.messages / jsonl_cpu:,.0f}"),
+        ("JSONL size", f"{size_mb:.1f} MB"),
+    ]
+    if mqtt:
+        msc = load_scenario(mqtt_scenario).with_overrides(duration=mqtt_duration)
+        msim = Simulation(msc, np.random.default_rng(msc.seed), _start("now", "mqtt"))
+        msgs = list(msim.messages())
+        sink = _MqttSink()
+        wall0 = time.monotonic()
+        for m in msgs:
+            sink(m)
+        sink.close()
+        wall = time.monotonic() - wall0
+        rows += [
+            ("MQTT scenario", f"{msc.name} ({len(msim.city.devices)} devices, {mqtt_duration})"),
+            ("MQTT published+acked, msg/s (wall, incl. connects)", f"{len(msgs) / wall:,.0f}"),
+            ("MQTT refused", sum(sink.refused.values())),
+        ]
+    _summary("simulator benchmark", rows)
+
+
+# -- gridwatch simulate / replay ---------------------------------------------------------
+
+
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="Scenario file or shipped name (rainstorm-50y).")],
+    speed: Annotated[float | None, typer.Option(help="Event seconds per wall second.")] = None,
+    as_fast_as_possible: Annotated[
+        bool, typer.Option("--as-fast-as-possible", help="No pacing.")
+    ] = False,
+    to: Annotated[str, typer.Option(help="jsonl, or mqtt (also keeps the JSONL log).")] = "jsonl",
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default var/sim/NAME).")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="Override the duration (e.g. 30min).")
+    ] = None,
+    size: Annotated[str | None, typer.Option(help="Override the city size.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
+    max_devices: Annotated[int | None, typer.Option(help="Keep only the first N devices.")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="now | scenario | RFC 3339 (default: now for mqtt).")
+    ] = None,
+) -> None:
+    """Simulate a scenario: device messages over MQTT or to JSONL, plus ground truth."""
+    if to not in ("jsonl", "mqtt"):
+        raise typer.BadParameter("--to must be jsonl or mqtt")
+    if speed is not None and (as_fast_as_possible or speed <= 0):
+        raise typer.BadParameter("give either a positive --speed or --as-fast-as-possible")
+    sc = load_scenario(scenario).with_overrides(
+        duration=duration, size=size, seed=seed, max_devices=max_devices
+    )
+    if speed is None and not as_fast_as_possible and to == "mqtt":
+        speed = 1.0
+    out_dir = out or Path("var") / "sim" / sc.name
+    sink = _MqttSink() if to == "mqtt" else None
+    with _progress() as progress:
+        task = progress.add_task(f"{sc.name}", total=sc.duration, info="")
+
+        def advance(event_s: int) -> None:
+            progress.update(task, completed=event_s, info=f"event +{event_s / 60:.0f} min")
+
+        try:
+            result = run_scenario(
+                sc, out_dir, start=_start(start, to), speed=speed, on_message=sink, progress=advance
+            )
+        finally:
+            if sink is not None:
+                sink.close()
+    s, truth = result.summary, result.truth
+    cats = Counter(i.category.value for i in truth.incidents)
+    faults = Counter(f["fault"] for f in truth.faults)
+    rows: list[tuple[str, Any]] = [
+        ("messages", s.messages),
+        *((f"  {k}", v) for k, v in sorted(s.by_kind.items())),
+        ("wall time", f"{result.wall_s:.1f} s"),
+        ("readings/s", f"{s.messages / max(result.wall_s, 1e-9):,.0f}"),
+        ("incidents", len(truth.incidents)),
+        *((f"  {k}", v) for k, v in sorted(cats.items())),
+        ("complaint-worthy", sum(1 for i in truth.incidents if i.complaint_worthy_at)),
+        ("complaints", len(truth.complaints)),
+        ("faults", len(truth.faults)),
+        *((f"  {k}", v) for k, v in sorted(faults.items())),
+        ("output", str(out_dir)),
+    ]
+    if sink is not None:
+        rows.insert(1, ("published over MQTT", sink.pub.stats.published))
+        rows.insert(2, ("refused by the broker", sum(sink.refused.values())))
+    _summary(f"simulate {sc.name}", rows)
+
+
+def replay(
+    file: Annotated[Path, typer.Argument(help="Recorded JSONL, CSV or FloodNet raw uplinks.")],
+    speed: Annotated[
+        float | None,
+        typer.Option(help="Event seconds per wall second (default: as fast as possible)."),
+    ] = None,
+    to: Annotated[str, typer.Option(help="jsonl or mqtt.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="JSONL output file (for --to jsonl).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto, jsonl, csv or floodnet.")] = "auto",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Rebase the first record to now | RFC 3339 (default: as recorded; now for mqtt)."
+        ),
+    ] = None,
+    kind: Annotated[str, typer.Option(help="CSV: device kind.")] = "water",
+    time_col: Annotated[str, typer.Option(help="CSV: time column.")] = "time",
+    device_col: Annotated[str | None, typer.Option(help="CSV: device id column.")] = None,
+    device_id: Annotated[str | None, typer.Option(help="CSV: fixed device id.")] = None,
+    field: Annotated[
+        list[str] | None, typer.Option(help="CSV: payload_field=column[*scale], repeatable.")
+    ] = None,
+    seq_col: Annotated[str | None, typer.Option(help="CSV: sequence-number column.")] = None,
+    baseline_mm: Annotated[float | None, typer.Option(help="FloodNet: dry distance (mm).")] = None,
+    calibration: Annotated[
+        int, typer.Option(help="FloodNet: readings that set the baseline.")
+    ] = 30,
+) -> None:
+    """Replay a recorded feed over MQTT or to JSONL, paced by its event times."""
+    if to not in ("jsonl", "mqtt"):
+        raise typer.BadParameter("--to must be jsonl or mqtt")
+    form = detect_format(file) if fmt == "auto" else fmt
+    if form not in ("jsonl", "csv", "floodnet"):
+        raise typer.BadParameter("--format must be auto, jsonl, csv or floodnet")
+    shift = 0
+    rebase = _start(start or ("now" if to == "mqtt" else "scenario"), to)
+    if rebase is not None:
+        shift = int(rebase.timestamp() - first_time(file, form, time_col))  # type: ignore[arg-type]
+    messages: Iterator[Message]
+    if form == "jsonl":
+        messages = read_jsonl(file, shift_s=shift)
+    elif form == "floodnet":
+        messages = read_floodnet(
+            file, baseline_mm=baseline_mm, calibration=calibration, shift_s=shift
+        )
+    else:
+        fields, scale = _field_map(field or [])
+        messages = read_csv(
+            file, kind=kind, fields=fields, time_col=time_col, device_col=device_col,
+            device_id=device_id, scale=scale, seq_col=seq_col, shift_s=shift,
+        )  # fmt: skip
+    sink: Callable[[Message], None] | None = None
+    mqtt = _MqttSink() if to == "mqtt" else None
+    sink = mqtt
+    out_file = out or Path("var") / "replay" / f"{file.stem}.jsonl"
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    wall0 = time.monotonic()
+    try:
+        with _progress() as progress:
+            task = progress.add_task(file.name, total=None, info="")
+            count = [0]
+
+            def each(msg: Message) -> None:
+                if sink is not None:
+                    sink(msg)
+                count[0] += 1
+                if count[0] % 500 == 0:
+                    progress.update(task, info=f"{count[0]:,} messages", advance=500)
+
+            summary = write_jsonl(paced(messages, speed), out_file, on_message=each)
+    finally:
+        if mqtt is not None:
+            mqtt.close()
+    rows: list[tuple[str, Any]] = [
+        ("format", form),
+        ("messages", summary.messages),
+        *((f"  {k}", v) for k, v in sorted(summary.by_kind.items())),
+        ("wall time", f"{time.monotonic() - wall0:.1f} s"),
+        ("time shift", f"{shift} s"),
+        ("output", str(out_file)),
+    ]
+    if mqtt is not None:
+        rows.insert(2, ("published over MQTT", mqtt.pub.stats.published))
+        rows.insert(3, ("refused by the broker", sum(mqtt.refused.values())))
+    _summary(f"replay {file.name}", rows)
+
+
+def _field_map(specs: list[str]) -> tuple[dict[str, str], dict[str, float]]:
+    fields: dict[str, str] = {}
+    scale: dict[str, float] = {}
+    for spec in specs:
+        name, sep, col = spec.partition("=")
+        if not sep or not name or not col:
+            raise typer.BadParameter(f"--field {spec!r}: use payload_field=column[*scale]")
+        col, star, factor = col.partition("*")
+        fields[name] = col
+        if star:
+            try:
+                scale[name] = float(factor)
+            except ValueError as exc:
+                raise typer.BadParameter(f"--field {spec!r}: scale {factor!r}") from exc
+    if not fields:
+        raise typer.BadParameter("CSV replay needs at least one --field payload_field=column")
+    return fields, scale
