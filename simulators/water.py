@@ -18,6 +18,9 @@ import numpy as np
 MM_H_TO_M_S = 1.0 / 1000.0 / 3600.0
 # Below this depth the pond drains more slowly (inlets partly exposed): smooth tail.
 TAPER_M = 0.03
+# Deeper water spreads over the street around the low point: the wetted area grows
+# with depth, A(h) = basin · (1 + h / SPREAD_M), so storage S = basin · h · (1 + h/SPREAD_M).
+SPREAD_M = 0.3
 # Evaporation and infiltration from the pond surface (m/s ≈ 2 mm/h).
 LOSS_M_S = 2.0 * MM_H_TO_M_S
 
@@ -59,7 +62,7 @@ class WaterModel:
         s = self.sites
         inflow = s.runoff_coeff * intensity_mm_h * MM_H_TO_M_S * s.catchment_m2
         self.routed_m3_s += (inflow - self.routed_m3_s) * (1.0 - np.exp(-dt_s / s.lag_s))
-        depth = self.storage_m3 / s.basin_m2
+        depth = self._depth_m()
         drain = self.capacity_m3_s * (1.0 - np.exp(-np.maximum(depth, 0.0) / TAPER_M))
         # Inflow goes straight down the drains up to capacity; the excess ponds and
         # the pond drains with whatever capacity is left.
@@ -69,5 +72,9 @@ class WaterModel:
         self.storage_m3 = np.maximum(self.storage_m3 + (excess - out) * dt_s, 0.0)
         return self.depth_cm()
 
+    def _depth_m(self) -> np.ndarray:
+        v = self.storage_m3 / self.sites.basin_m2  # depth if the walls were vertical
+        return 0.5 * SPREAD_M * (np.sqrt(1.0 + 4.0 * v / SPREAD_M) - 1.0)
+
     def depth_cm(self) -> np.ndarray:
-        return self.storage_m3 / self.sites.basin_m2 * 100.0
+        return self._depth_m() * 100.0
