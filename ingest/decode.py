@@ -21,9 +21,11 @@ Order of checks, cheapest and most trusted first:
    (``schema``);
 9. duplicates (``duplicate`` when every reading of the message was seen before).
 
-Readings come back sorted by event time. Nothing but ``ContractError`` escapes: an
-unexpected internal error is reported as ``malformed`` with its type in the detail (and
-counted in ``DecoderStats.internal_errors``) rather than taking the bridge down.
+A ``Decoder`` holds mutable guard state and is not thread-safe: use one per thread (or
+call it from one thread), as the bridge does. Readings come back sorted by event time.
+Nothing but ``ContractError`` escapes: an unexpected internal error is reported as
+``malformed`` with its type in the detail (and counted in
+``DecoderStats.internal_errors``) rather than taking the bridge down.
 """
 
 from __future__ import annotations
@@ -80,6 +82,24 @@ class DecoderStats:
     @property
     def duplicates(self) -> int:
         return self.guards.duplicates
+
+    def snapshot(self) -> dict[str, int]:
+        """Flat ``name → count`` for a metrics point (e.g. InfluxDB ``pipeline`` fields)."""
+        out = {
+            "messages": self.messages,
+            "accepted": self.accepted,
+            "readings": self.readings,
+            "internal_errors": self.internal_errors,
+            "duplicates": self.guards.duplicates,
+            "rate_limited": self.guards.rate_limited,
+            "not_deduplicable": self.guards.not_deduplicable,
+            "evicted_devices": self.guards.evicted_devices,
+        }
+        for reason, n in self.rejected.items():
+            out[f"rejected_{reason}"] = n
+        for flag, n in self.qc.items():
+            out[f"qc_{flag}"] = n
+        return out
 
 
 class Decoder:

@@ -47,6 +47,7 @@ from typing import Any
 from gridwatch.contracts import CAMERA_CLASSES, DeadLetterReason
 from gridwatch.errors import ContractError
 from ingest.native import Draft
+from ingest.strictjson import INT64_MAX
 
 URN_PREFIX = "urn:dev:gw:"
 RELATIVE_LIMIT_S = 2**28  # RFC 8428 §4.5.3
@@ -243,6 +244,8 @@ def _convert(qty: Quantity, local: str, rec: Resolved) -> Any:
             value = int(value)
     elif qty.integral == "floor":
         value = math.floor(value)
+    if qty.integral and not 0 <= value <= INT64_MAX:
+        raise _schema(f"SenML {local!r} must be a whole number in 0..2**63-1")
     return value
 
 

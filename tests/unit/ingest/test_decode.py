@@ -274,3 +274,22 @@ def test_stats_count_messages_readings_and_flags(decoder: Decoder) -> None:
     assert s.rejected == {"malformed": 1}
     assert s.qc == {int(QcFlag.PASS): 1, int(QcFlag.SUSPECT): 1}
     assert s.internal_errors == 0
+    snap = s.snapshot()
+    assert snap["messages"] == 3
+    assert snap["rejected_malformed"] == 1
+    assert snap[f"qc_{int(QcFlag.SUSPECT)}"] == 1
+    assert snap["duplicates"] == 0
+
+
+def test_internal_errors_become_malformed_and_are_counted(
+    decoder: Decoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr("ingest.decode.qc_flag", broken)
+    with pytest.raises(ContractError) as info:
+        decoder.decode(WATER, js(GOOD_WATER), NOW)
+    assert info.value.reason == DeadLetterReason.MALFORMED
+    assert "internal KeyError" in info.value.detail
+    assert decoder.stats.internal_errors == 1

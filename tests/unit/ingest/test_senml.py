@@ -90,6 +90,8 @@ def test_unit_conversions(
         (WATER, {"n": "level", "u": "cm", "v": 3, "t": "now"}),  # time as text
         (WATER, {"n": "level", "u": "cm", "v": 3, "crit_": 1}),  # must-understand label
         (BIKE, {"n": "bikes", "v": 3.5}),  # fractional count
+        (BIKE, {"n": "bikes", "v": -3}),  # negative count
+        (STATUS, {"n": "uptime", "u": "h", "v": 1e300}),  # beyond 64 bits
         (CAMERA, {"n": "water_cover", "v": 0.3}),  # ratio without unit
         (CAMERA, {"n": "count/dog", "v": 1}),  # class we do not count
         (STATUS, {"n": "firmware", "v": 2}),  # number where text belongs
