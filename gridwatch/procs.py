@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from gridwatch.errors import StackError
 from gridwatch.settings import Settings
@@ -26,7 +26,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as ``GW_SECTION__FIELD`` variables (secrets revealed for the child)."""
     env: dict[str, str] = {}
     for section, value in settings:
-        if hasattr(value, "model_fields"):
+        if isinstance(value, BaseModel):
             for name, field_value in value:
                 if field_value is None:
                     continue

@@ -56,6 +56,8 @@ class KafkaSettings(BaseModel):
     bootstrap: str = "127.0.0.1:9092"
     partitions: int = Field(4, ge=1, le=256)
     topic_prefix: str = "gw"
+    # Faust application id = consumer group of the stream workers.
+    streams_group: str = "gridwatch-streams"
     # The bridge packs the readings of one partition into one record every linger_ms.
     linger_ms: int = Field(5, ge=0, le=1000)
     max_batch_readings: int = Field(500, ge=1, le=10_000)
@@ -91,6 +93,19 @@ class InfluxSettings(BaseModel):
         if self.api == "v2" and not (self.org and self.bucket and self.token):
             raise ValueError("influx.api = 'v2' needs influx.org, influx.bucket and influx.token")
         return self
+
+
+class IngestSettings(BaseModel):
+    model_config = _Section
+
+    # Per-device token bucket. Generous enough for simulations and replays at speed
+    # (hundreds of readings per device in seconds); an abusive device sends thousands.
+    rate_per_s: float = Field(20.0, gt=0)
+    burst: float = Field(300.0, ge=1)
+    dedup_window: int = Field(64, ge=1, le=4096)
+    max_future_s: float = Field(300.0, ge=0)
+    max_age_s: float = Field(7 * 86400.0, gt=0)
+    metrics_every_s: float = Field(5.0, gt=0)
 
 
 class TicketsSettings(BaseModel):
@@ -140,6 +155,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     kafka: KafkaSettings = KafkaSettings()
     influx: InfluxSettings = InfluxSettings()
+    ingest: IngestSettings = IngestSettings()
     tickets: TicketsSettings = TicketsSettings()
     stack: StackSettings = StackSettings()
     sim: SimSettings = SimSettings()

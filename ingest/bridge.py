@@ -230,6 +230,8 @@ class Bridge:
         self.metrics.records += len(records)
         for letter in dead:
             self.metrics.dead_letter(letter.reason.value)
+            if letter.reason is DeadLetterReason.DUPLICATE:
+                self.metrics.duplicates += 1
         now = time.monotonic()
         assert self._client is not None
         for inbound in batch:

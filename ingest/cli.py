@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -31,10 +32,24 @@ def ready_file(settings: Settings, client_id: str) -> Path:
     return settings.stack.var_dir / "run" / f"ingest-{client_id}.ready"
 
 
-async def run_bridge(settings: Settings, client_id: str | None = None, metrics_every_s: float = 5.0) -> None:
+def make_decoder(settings: Settings, registry: Registry) -> Decoder:
+    i = settings.ingest
+    return Decoder(
+        registry,
+        topic_root=settings.mqtt.topic_root,
+        max_future=timedelta(seconds=i.max_future_s),
+        max_age=timedelta(seconds=i.max_age_s),
+        dedup_window=i.dedup_window,
+        rate_per_s=i.rate_per_s,
+        burst=i.burst,
+    )
+
+
+async def run_bridge(settings: Settings, client_id: str | None = None) -> None:
     """Run one bridge process until SIGTERM/SIGINT, exporting metrics to InfluxDB."""
     registry = Registry.from_dir(settings.registry_dir)
-    decoder = Decoder(registry, topic_root=settings.mqtt.topic_root)
+    decoder = make_decoder(settings, registry)
+    metrics_every_s = settings.ingest.metrics_every_s
     bridge = Bridge(settings, decoder, client_id=client_id)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

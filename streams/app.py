@@ -20,9 +20,6 @@ from streams.transport import Transport
 
 log = logging.getLogger(__name__)
 
-APP_ID = "gridwatch-streams"
-
-
 class GridWatchApp(faust.App):
     """faust.App with our Kafka transport (see streams/transport.py)."""
 
@@ -53,7 +50,7 @@ def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
     k = settings.kafka
     datadir = (settings.stack.var_dir / "streams").resolve()
     app = GridWatchApp(
-        APP_ID,
+        k.streams_group,
         broker=f"kafka://{k.bootstrap}",
         store=store,
         datadir=str(datadir),

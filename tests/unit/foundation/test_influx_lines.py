@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gridwatch.errors import SinkError
+from gridwatch.influx import Point, to_line
+from gridwatch.mosquitto_conf import hash_password
+
+
+def test_line_protocol_types_and_escaping() -> None:
+    p = Point("water", {"device": "wl 1", "grid": "a,b=c"}, {"level_cm": 1.5, "seq": 3, "ok": True, "fw": 'v"1'}, 1000)
+    assert to_line(p) == r'water,device=wl\ 1,grid=a\,b\=c fw="v\"1",level_cm=1.5,ok=true,seq=3i 1000'
+
+
+def test_empty_tags_are_left_out() -> None:
+    assert to_line(Point("m", {"a": ""}, {"v": 1.0}, 5)) == "m v=1.0 5"
+
+
+def test_non_finite_fields_are_flagged_not_dropped() -> None:
+    line = to_line(Point("m", {}, {"a": math.nan, "b": 2.0, "c": math.inf}, 1))
+    assert line == 'm b=2.0,nonfinite="a,c" 1'
+
+
+def test_point_without_fields_is_an_error() -> None:
+    with pytest.raises(SinkError):
+        to_line(Point("m", {}, {}, 1))
+
+
+def test_mosquitto_password_hash_format() -> None:
+    import base64
+    import hashlib
+
+    h = hash_password("secret", salt=b"0123456789ab")
+    _, kind, iterations, salt, digest = h.split("$")
+    assert (kind, iterations) == ("7", "101")
+    expected = hashlib.pbkdf2_hmac("sha512", b"secret", base64.b64decode(salt), 101, 64)
+    assert base64.b64decode(digest) == expected
