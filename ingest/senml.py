@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gridwatch.contracts import CAMERA_CLASSES, DeadLetterReason
 from gridwatch.errors import ContractError
@@ -55,11 +55,17 @@ MAX_RECORDS = 512
 SUPPORTED_VERSION = 10
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*", re.ASCII)  # RFC 8428 §4.5.1
 _OPERATOR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", re.ASCII)
-_KNOWN_LABELS = frozenset(
-    {"bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"}
-)
-_STR_LABELS = ("bn", "bu", "n", "u", "vs", "vd")
-_NUM_LABELS = ("bt", "bv", "bs", "t", "v", "s", "ut")
+_STR: tuple[type, ...] = (str,)
+_NUM: tuple[type, ...] = (int, float)
+_BOOL: tuple[type, ...] = (bool,)
+_INT: tuple[type, ...] = (int,)
+_LABEL_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("bn", "bu", "n", "u", "vs", "vd"), _STR),
+    **dict.fromkeys(("bt", "bv", "bs", "t", "v", "s", "ut"), _NUM),
+    "vb": _BOOL,
+    "bver": _INT,
+}
+_TYPE_NAMES = {_STR: "a string", _NUM: "a number", _BOOL: "a boolean", _INT: "an integer"}
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,7 @@ def _schema(detail: str) -> ContractError:
     return ContractError(DeadLetterReason.SCHEMA, detail)
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """One record after base-value resolution (RFC 8428 §4.6)."""
 
     name: str
@@ -178,17 +183,13 @@ def resolve(pack: list[Any]) -> list[Resolved]:
 
 
 def _check_labels(i: int, rec: dict[str, Any]) -> None:
-    for key in rec:
-        if key not in _KNOWN_LABELS and key.endswith("_"):
-            raise _schema(f"SenML record {i}: must-understand label {key[:30]!r}")
-    for key in _STR_LABELS:
-        if key in rec and not isinstance(rec[key], str):
-            raise _schema(f"SenML record {i}: {key} must be a string")
-    for key in _NUM_LABELS:
-        if key in rec and (isinstance(rec[key], bool) or not isinstance(rec[key], int | float)):
-            raise _schema(f"SenML record {i}: {key} must be a number")
-    if "vb" in rec and not isinstance(rec["vb"], bool):
-        raise _schema(f"SenML record {i}: vb must be a boolean")
+    for key, value in rec.items():
+        want = _LABEL_TYPES.get(key)
+        if want is None:
+            if key.endswith("_"):
+                raise _schema(f"SenML record {i}: must-understand label {key[:30]!r}")
+        elif type(value) not in want:  # exact types: a bool is not a number here
+            raise _schema(f"SenML record {i}: {key} must be {_TYPE_NAMES[want]}")
 
 
 def _local_name(name: str, device_id: str) -> str:
