@@ -143,15 +143,19 @@ class TicketsConfig(BaseModel):
         roster = self.roster_for(grid_id)
         return roster.agencies.get(category) or DEFAULT_AGENCIES.get(category, "grid_office")
 
-    def role_of(self, token: str) -> Role | None:
-        """The role a bearer token grants, compared in constant time."""
+    def token_entry(self, token: str) -> ApiToken | None:
+        """The configured token equal to ``token``, compared in constant time."""
         digest = hashlib.sha256(token.encode()).digest()
-        found: Role | None = None
+        found: ApiToken | None = None
         for entry in self.tokens:
             other = hashlib.sha256(entry.token.get_secret_value().encode()).digest()
             if secrets.compare_digest(digest, other):
-                found = entry.role
+                found = entry
         return found
+
+    def role_of(self, token: str) -> Role | None:
+        entry = self.token_entry(token)
+        return entry.role if entry is not None else None
 
     def open311_key_ok(self, key: str) -> bool:
         digest = hashlib.sha256(key.encode()).digest()

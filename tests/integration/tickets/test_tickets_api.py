@@ -1,0 +1,309 @@
+"""The ticket API over real SQLite and PostgreSQL: roles, actions, errors, Open311, SSE."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from tickets_testlib import GRID, make_alert
+
+from gridwatch.registry import Registry
+from tickets.api import create_app
+from tickets.config import TicketsConfig
+from tickets.service import TicketService
+
+pytestmark = pytest.mark.integration
+
+TOKENS = {"viewer": "tok-viewer-1", "operator": "tok-operator-1", "admin": "tok-admin-1"}
+OPEN311_KEY = "o311-key-1"
+
+
+def api_config(base: TicketsConfig) -> TicketsConfig:
+    return base.model_copy(
+        update={
+            "tokens": tuple(
+                TicketsConfig.model_validate(
+                    {"tokens": [{"name": f"dev-{r}", "role": r, "token": t}]}
+                ).tokens[0]
+                for r, t in TOKENS.items()
+            ),
+            "open311_api_keys": TicketsConfig.model_validate(
+                {"open311_api_keys": [OPEN311_KEY]}
+            ).open311_api_keys,
+        }
+    )
+
+
+@pytest.fixture
+def api_service(service: TicketService, registry: Registry) -> TicketService:
+    return TicketService(service.engine, api_config(service.config), registry, clock=service.clock)
+
+
+@pytest.fixture
+def client(live_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_url, timeout=30) as c:
+        yield c
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+def alert_json(alert_id: str, **kw: Any) -> dict[str, Any]:
+    return json.loads(make_alert(alert_id, **kw).model_dump_json())
+
+
+# (method, path, body, lowest role allowed); {tid} is a real ticket id
+ENDPOINTS: list[tuple[str, str, Any, str]] = [
+    ("GET", "/api/v1/me", None, "viewer"),
+    ("GET", "/api/v1/tickets", None, "viewer"),
+    ("GET", "/api/v1/queue", None, "viewer"),
+    ("GET", "/api/v1/tickets/{tid}", None, "viewer"),
+    ("GET", "/api/v1/kpis", None, "viewer"),
+    ("GET", "/api/v1/precision", None, "viewer"),
+    ("GET", "/api/v1/near-misses", None, "viewer"),
+    ("GET", "/api/v1/grids.geojson", None, "viewer"),
+    ("POST", "/api/v1/tickets/{tid}/assign", {"assignee": "x"}, "operator"),
+    ("POST", "/api/v1/tickets/{tid}/acknowledge", {}, "operator"),
+    ("POST", "/api/v1/tickets/{tid}/dispatch", {}, "operator"),
+    ("POST", "/api/v1/tickets/{tid}/resolve", {"closing_code": "real"}, "operator"),
+    ("POST", "/api/v1/tickets/{tid}/false_alarm", {}, "operator"),
+    (
+        "POST",
+        "/api/v1/complaints",
+        {
+            "complaint_id": "api-c1",
+            "ts": "2026-07-01T08:10:00Z",
+            "category": "waterlogging",
+            "lon": 121.401,
+            "lat": 31.201,
+        },
+        "operator",
+    ),
+    ("POST", "/api/v1/alerts", "ALERT", "admin"),
+    ("POST", "/api/v1/sweep", None, "admin"),
+]
+RANK = {"none": -2, "bad": -1, "viewer": 0, "operator": 1, "admin": 2}
+
+
+@pytest.mark.parametrize(("method", "path", "body", "lowest"), ENDPOINTS)
+def test_role_matrix(
+    client: httpx.Client, api_service: TicketService, method: str, path: str, body: Any, lowest: str
+) -> None:
+    for who in ("none", "bad", "viewer", "operator", "admin"):
+        tid = api_service.raise_alert(make_alert(f"rm-{who}", site=f"rm-{who}")).ticket_id or ""
+        if path.endswith("/resolve"):
+            api_service.acknowledge(tid, "prep")  # resolving needs an acknowledged ticket
+        headers = {}
+        if who == "bad":
+            headers = {"Authorization": "Bearer not-a-token"}
+        elif who != "none":
+            headers = auth(who)
+        payload = alert_json(f"rm-post-{who}") if body == "ALERT" else body
+        if isinstance(payload, dict) and "complaint_id" in payload:
+            payload = {**payload, "complaint_id": f"api-{who}"}
+        resp = client.request(method, path.format(tid=tid), json=payload, headers=headers)
+        if RANK[who] < 0:
+            assert resp.status_code == 401, (who, resp.text)
+            assert resp.headers["www-authenticate"].startswith("Bearer")
+        elif RANK[who] < RANK[lowest]:
+            assert resp.status_code == 403, (who, resp.text)
+        else:
+            assert resp.status_code == 200, (who, resp.text)
+
+
+def test_raise_list_act_and_errors(client: httpx.Client) -> None:
+    r = client.post(
+        "/api/v1/alerts", json=alert_json("api-1", severity="major"), headers=auth("admin")
+    )
+    assert r.status_code == 200
+    out = r.json()
+    assert (out["action"], out["state"], out["duplicate"]) == ("create", "open", False)
+    tid = out["ticket_id"]
+    again = client.post("/api/v1/alerts", json=alert_json("api-1"), headers=auth("admin")).json()
+    assert again["duplicate"] is True
+
+    lst = client.get(
+        "/api/v1/tickets",
+        params={"state": ["open"], "grid_id": GRID, "severity": "major", "q": tid[3:9]},
+        headers=auth("viewer"),
+    ).json()
+    assert lst["total"] == 1
+    assert lst["items"][0]["id"] == tid
+    assert (
+        client.get("/api/v1/tickets", params={"state": "bogus"}, headers=auth("viewer")).status_code
+        == 422
+    )
+    assert (
+        client.get("/api/v1/tickets", params={"limit": 100000}, headers=auth("viewer")).status_code
+        == 422
+    )
+
+    ack = client.post(
+        f"/api/v1/tickets/{tid}/acknowledge", json={"reason": "seen"}, headers=auth("operator")
+    )
+    assert ack.status_code == 200
+    body = ack.json()
+    assert body["state"] == "acknowledged"
+    assert body["audit"][-1]["actor"] == "dev-operator"
+    again = client.post(f"/api/v1/tickets/{tid}/acknowledge", json={}, headers=auth("operator"))
+    assert again.status_code == 409
+    assert again.json()["error"] == "illegal_transition"
+    missing = client.post("/api/v1/tickets/TK-NOPE/acknowledge", json={}, headers=auth("operator"))
+    assert missing.status_code == 404
+    bad_code = client.post(
+        f"/api/v1/tickets/{tid}/resolve", json={"closing_code": "meh"}, headers=auth("operator")
+    )
+    assert bad_code.status_code == 422
+    long_reason = client.post(
+        f"/api/v1/tickets/{tid}/dispatch", json={"reason": "x" * 501}, headers=auth("operator")
+    )
+    assert long_reason.status_code == 422
+    huge = client.post(
+        "/api/v1/alerts",
+        content=b'{"pad": "' + b"x" * 70_000 + b'"}',
+        headers={**auth("admin"), "Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+    bad_alert = client.post("/api/v1/alerts", json={"alert_id": "x"}, headers=auth("admin"))
+    assert bad_alert.status_code == 422
+    assert client.get("/api/v1/tickets/bad%20id", headers=auth("viewer")).status_code == 422
+    nowhere = client.post(
+        "/api/v1/complaints",
+        json={
+            "complaint_id": "nw",
+            "ts": "2026-07-01T08:00:00Z",
+            "category": "crowding",
+            "lon": 10,
+            "lat": 10,
+        },
+        headers=auth("operator"),
+    )
+    assert nowhere.status_code == 422
+    assert nowhere.json()["error"] == "unknown_location"
+
+
+def test_kpis_precision_and_map(client: httpx.Client, api_service: TicketService) -> None:
+    tid = api_service.raise_alert(make_alert("k1")).ticket_id
+    client.post(
+        f"/api/v1/tickets/{tid}/false_alarm", json={"reason": "glare"}, headers=auth("operator")
+    )
+    k = client.get("/api/v1/kpis", headers=auth("viewer")).json()
+    assert set(k["overall"]) >= {
+        "open",
+        "sla_breaches",
+        "pre_emption_rate",
+        "median_lead_min",
+        "mtta_min",
+        "mttr_min",
+    }
+    assert GRID in k["grids"]
+    p = client.get("/api/v1/precision", headers=auth("viewer")).json()
+    assert p["by_rule"]["rule-1"]["false_alarm"] == 1
+    geo = client.get("/api/v1/grids.geojson", headers=auth("viewer")).json()
+    assert geo["type"] == "FeatureCollection"
+    assert any(f["properties"]["id"] == GRID for f in geo["features"])
+    assert client.get("/openapi.json").status_code == 200
+    assert "GridWatch" in client.get("/console/").text
+
+
+GEOREPORT_REQUEST_FIELDS = {
+    "service_request_id", "status", "status_notes", "service_name", "service_code",
+    "description", "agency_responsible", "service_notice", "requested_datetime",
+    "updated_datetime", "expected_datetime", "address", "address_id", "zipcode", "lat",
+    "long", "media_url",
+}  # fmt: skip
+
+
+def test_open311(client: httpx.Client, registry: Registry, api_service: TicketService) -> None:
+    services = client.get("/open311/v2/services.json").json()
+    assert {s["service_code"] for s in services} >= {"waterlogging", "exposed_garbage"}
+    for s in services:
+        assert set(s) == {
+            "service_code",
+            "service_name",
+            "description",
+            "metadata",
+            "type",
+            "keywords",
+            "group",
+        }
+    dev = registry.devices["wl-00001"].device
+    api_service.raise_alert(
+        make_alert(
+            "o1", "forecast", grid=registry.devices["wl-00001"].grid_id, lon=dev.lon, lat=dev.lat
+        )
+    )
+    form = {"service_code": "waterlogging", "lat": dev.lat, "long": dev.lon, "description": "积水"}
+    assert client.post("/open311/v2/requests.json", data=form).status_code == 400  # no api_key
+    denied = client.post("/open311/v2/requests.json", data={**form, "api_key": "nope"})
+    assert denied.status_code == 403
+    assert denied.json() == [{"code": 403, "description": "invalid api_key"}]
+    bad = client.post(
+        "/open311/v2/requests.json", data={**form, "api_key": OPEN311_KEY, "service_code": "ufo"}
+    )
+    assert bad.status_code == 400
+    ok = client.post("/open311/v2/requests.json", data={**form, "api_key": OPEN311_KEY})
+    assert ok.status_code == 201
+    [created] = ok.json()
+    assert set(created) == {"service_request_id", "service_notice", "account_id"}
+    rid = created["service_request_id"]
+    [doc] = client.get(f"/open311/v2/requests/{rid}.json").json()
+    assert set(doc) == GEOREPORT_REQUEST_FIELDS
+    assert (doc["status"], doc["service_code"], doc["agency_responsible"]) == (
+        "open",
+        "waterlogging",
+        "drainage",
+    )
+    assert doc["long"] == dev.lon
+    listed = client.get("/open311/v2/requests.json", params={"service_request_id": rid}).json()
+    assert [d["service_request_id"] for d in listed] == [rid]
+    assert (
+        client.get(
+            "/open311/v2/requests.json", params={"status": "closed", "service_request_id": rid}
+        ).json()
+        == []
+    )
+    assert client.get("/open311/v2/requests/nope.json").status_code == 404
+
+
+@pytest.fixture
+def live_url(api_service: TicketService) -> Iterator[str]:
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(api_service), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_sse_stream_delivers_new_ticket_events(live_url: str, api_service: TicketService) -> None:
+    with httpx.Client(base_url=live_url, timeout=10) as c:
+        assert c.get("/api/v1/stream").status_code == 401
+        with c.stream("GET", "/api/v1/stream", headers=auth("viewer")) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            lines = resp.iter_lines()
+            assert next(lines) == "event: hello"
+            out = api_service.raise_alert(make_alert("sse-1"))
+            deadline = time.monotonic() + 10
+            data = None
+            for line in lines:
+                if line.startswith("data: ") and "ticket_id" in line:
+                    data = json.loads(line[6:])
+                    break
+                assert time.monotonic() < deadline
+            assert data is not None
+            assert (data["ticket_id"], data["event"]) == (out.ticket_id, "create")
