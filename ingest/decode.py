@@ -10,7 +10,7 @@ Order of checks, cheapest and most trusted first:
    pattern before it is used anywhere (``topic_mismatch``);
 2. payload size (``too_large``), before any parsing;
 3. registry: unknown device (``unknown_device``); the topic kind must be the device's
-   kind (``topic_mismatch``), except ``status``, which every device may publish;
+   kind in the registry (``topic_mismatch``);
 4. per-device token bucket (``rate_limited``);
 5. strict JSON (``malformed``, ``non_finite``, ``schema``), see ``ingest.strictjson``;
 6. payload shape: a JSON array is a SenML pack (``ingest.senml``); on camera topics an
@@ -64,7 +64,6 @@ from ingest.senml import pack_drafts
 from ingest.timestamps import TimeWindow, from_ms, to_ms
 
 MAX_PAYLOAD_BYTES = strictjson.MAX_PAYLOAD_BYTES
-ANY_DEVICE_KINDS = frozenset({"status"})  # topics every registered device may publish on
 
 
 @dataclass
@@ -181,7 +180,7 @@ class Decoder:
         placement = self.registry.get(device_id)
         if placement is None:
             raise ContractError(DeadLetterReason.UNKNOWN_DEVICE, f"unknown device {device_id}")
-        if placement.device.kind != kind and kind not in ANY_DEVICE_KINDS:
+        if placement.device.kind != kind:
             raise ContractError(
                 DeadLetterReason.TOPIC_MISMATCH,
                 f"device {device_id} is a {placement.device.kind} device, topic says {kind}",

@@ -19,7 +19,8 @@ WATER = "gw/v1/water/wl-00001"
 RAIN = "gw/v1/rain/rg-00001"
 BIKE = "gw/v1/bike/bk-00001"
 CAMERA = "gw/v1/camera/cam-00001"
-STATUS = "gw/v1/status/wl-00001"
+STATUS_DEVICE = "status-t1"  # added to the synthetic city below
+STATUS = f"gw/v1/status/{STATUS_DEVICE}"
 
 
 def js(doc: Any) -> bytes:
@@ -28,7 +29,16 @@ def js(doc: Any) -> bytes:
 
 @pytest.fixture(scope="session")
 def registry() -> Registry:
-    return generate_city(1, "tiny").registry()
+    """The tiny synthetic city, plus one status gateway whose id the tests can rely on."""
+    city = generate_city(1, "tiny")
+    anchor = next(d for d in city.devices if d["device_id"] == "wl-00001")
+    gateway = {
+        "device_id": STATUS_DEVICE,
+        "kind": "status",
+        "lon": anchor["lon"],
+        "lat": anchor["lat"],
+    }
+    return Registry.from_documents(city.grids, [*city.devices, gateway])
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from gridwatch.contracts import (
     parse_record,
 )
 from gridwatch.errors import ContractError
+from gridwatch.registry import Registry
 from ingest.decode import Decoder
 
 from .conftest import BIKE, CAMERA, NOW, NOW_S, RAIN, STATUS, WATER, js
@@ -27,11 +28,13 @@ TS_MS = int(NOW_S * 1000) - 60_000
 GOOD_WATER = {"ts": TS, "seq": 7, "level_cm": 3.5, "battery_v": 3.6, "rssi_dbm": -88.0}
 
 
-def test_water_object_becomes_a_placed_reading(decoder: Decoder) -> None:
+def test_water_object_becomes_a_placed_reading(decoder: Decoder, registry: Registry) -> None:
     [r] = decoder.decode(WATER, js(GOOD_WATER), NOW)
+    place = registry.placement("wl-00001")
     assert isinstance(r, WaterReading)
     assert (r.device_id, r.level_cm, r.seq, r.qc) == ("wl-00001", 3.5, 7, QcFlag.PASS)
-    assert (r.grid_id, r.district_id) == ("D01-S01-G02", "D01")
+    assert (r.grid_id, r.district_id) == (place.grid_id, place.district_id)
+    assert r.district_id == "D01"
     assert r.ts == NOW - timedelta(minutes=1)
     assert r.received_at == NOW
     assert r.origin.topic == WATER
@@ -66,9 +69,17 @@ def test_every_kind_decodes(decoder: Decoder, topic: str, body: dict, cls: type)
     assert r.ts.utcoffset() == timedelta(0)
 
 
-def test_status_topic_is_open_to_every_device(decoder: Decoder) -> None:
+@pytest.mark.parametrize("kind", ["water", "rain", "bike", "camera"])
+def test_status_topic_is_for_status_devices_only(decoder: Decoder, kind: str) -> None:
+    # As every other kind: the simulators' topic_mismatch faults rely on it.
     body = {"ts": TS, "battery_v": 3.7}
-    assert decoder.decode("gw/v1/status/cam-00001", js(body), NOW)[0].device_id == "cam-00001"
+    with pytest.raises(ContractError, match="topic_mismatch"):
+        decoder.decode(f"gw/v1/status/{_DEVICES[kind]}", js(body), NOW)
+    with pytest.raises(ContractError, match="topic_mismatch"):
+        decoder.decode(f"gw/v1/{kind}/status-t1", js(body), NOW)
+
+
+_DEVICES = {"water": "wl-00001", "rain": "rg-00001", "bike": "bk-00001", "camera": "cam-00001"}
 
 
 BIG = b'{"ts": "' + TS.encode() + b'", "level_cm": 1, "pad": "' + b"x" * 16_400 + b'"}'

@@ -129,10 +129,12 @@ def test_decoder_rate_limits_per_device(make_decoder: Callable[..., Decoder]) ->
     with pytest.raises(ContractError) as info:
         decoder.decode(WATER, water(3), NOW)
     assert info.value.reason == DeadLetterReason.RATE_LIMITED
-    # Another device has its own bucket; the same device's status topic shares its bucket.
+    # Another device has its own bucket.
     assert decoder.decode("gw/v1/water/wl-00002", water(3), NOW)
+    assert decoder.decode(STATUS, js({"ts": TS, "battery_v": 3.6}), NOW)
+    # Malformed messages spend tokens too: a flood of junk is refused before parsing.
     with pytest.raises(ContractError, match="rate_limited"):
-        decoder.decode(STATUS, js({"ts": TS, "battery_v": 3.6}), NOW)
+        decoder.decode(WATER, b"junk", NOW)
     assert decoder.decode(WATER, water(3), NOW + timedelta(seconds=1))
     assert decoder.stats.guards.rate_limited == 2
 

@@ -219,7 +219,7 @@ _DEVICE = {
     "rain": "rg-00001",
     "bike": "bk-00001",
     "camera": "cam-00001",
-    "status": "wl-00002",
+    "status": "status-t1",
 }
 
 
