@@ -85,7 +85,14 @@ def configure_logging(level: str) -> None:
     )
 
 
+_registered = False
+
+
 def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
     for name, module, help_text in SUBCOMMANDS:
         try:
             sub = importlib.import_module(module)

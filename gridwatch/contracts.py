@@ -100,7 +100,7 @@ class Record(BaseModel):
         val_json_bytes="base64",
     )
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
 
 
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -115,6 +115,7 @@ class Origin(Record):
 
 
 class ReadingBase(Record):
+    kind: Kind
     device_id: DeviceId
     ts: UtcDatetime
     received_at: UtcDatetime
@@ -327,12 +328,9 @@ def parse_record(model: type[R], raw: bytes | str) -> R:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0] if exc.errors() else {}
-        reason = (
-            DeadLetterReason.MALFORMED
-            if first.get("type") == "json_invalid"
-            else DeadLetterReason.SCHEMA
-        )
+        errors = exc.errors(include_url=False)
+        invalid_json = bool(errors) and errors[0]["type"] == "json_invalid"
+        reason = DeadLetterReason.MALFORMED if invalid_json else DeadLetterReason.SCHEMA
         raise ContractError(reason.value, _summarise(exc)) from exc
     except (ValueError, TypeError, RecursionError) as exc:
         raise ContractError(DeadLetterReason.MALFORMED.value, str(exc)[:200]) from exc

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gridwatch.settings import credentials_path
 
+
 def device_password(device_secret: str, device_id: str) -> str:
     digest = hmac.new(device_secret.encode(), device_id.encode(), hashlib.sha256).hexdigest()
     return digest[:32]

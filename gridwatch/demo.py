@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -73,7 +74,9 @@ def run_demo(settings: Settings, *, timeout_s: float = 120.0) -> DemoResult:
     worker = Child("streams", ["streams", "run"], settings, logs).start()
     try:
         devices = [p.device for p in registry.devices.values()]
-        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=settings.sim.minutes)
+        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(
+            minutes=settings.sim.minutes
+        )
         messages = list(
             water_messages(
                 devices,
@@ -85,11 +88,15 @@ def run_demo(settings: Settings, *, timeout_s: float = 120.0) -> DemoResult:
             )
         )
         root = settings.mqtt.topic_root
-        invalid = [(f"{root}/" + t.format(dev=devices[0].device_id), p) for t, p in INVALID_MESSAGES]
+        invalid = [
+            (f"{root}/" + t.format(dev=devices[0].device_id), p) for t, p in INVALID_MESSAGES
+        ]
         with console.status("waiting for the bridge to subscribe…"):
-            wait_until(lambda: bridge.check_alive() or ready.exists(), 30, what="the bridge to subscribe")
+            wait_until(lambda: _subscribed(bridge, ready), 30, what="the bridge to subscribe")
         with MqttPublisher(settings) as pub, _progress() as progress:
-            task = progress.add_task("publishing over MQTT (QoS 1)", total=len(messages) + len(invalid))
+            task = progress.add_task(
+                "publishing over MQTT (QoS 1)", total=len(messages) + len(invalid)
+            )
             for topic, payload in [*messages, *invalid]:
                 pub.publish(topic, payload)
                 progress.advance(task)
@@ -102,7 +109,9 @@ def run_demo(settings: Settings, *, timeout_s: float = 120.0) -> DemoResult:
             return _count(settings)
 
         with console.status("waiting for the stream worker to store every point…"):
-            wait_until(lambda: stored() >= expected, timeout_s, interval_s=0.5, what="points in InfluxDB")
+            wait_until(
+                lambda: stored() >= expected, timeout_s, interval_s=0.5, what="points in InfluxDB"
+            )
         dead = asyncio.run(_dead_letters(settings))
         per_device = _per_device(settings)
         return DemoResult(expected, _count(settings), dead, per_device, time.monotonic() - started)
@@ -111,9 +120,18 @@ def run_demo(settings: Settings, *, timeout_s: float = 120.0) -> DemoResult:
         worker.stop()
 
 
+def _subscribed(bridge: Child, ready: Path) -> bool:
+    bridge.check_alive()
+    return ready.exists()
+
+
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
 
 
@@ -125,7 +143,11 @@ def _count(settings: Settings) -> int:
 
 def _per_device(settings: Settings) -> list[dict[str, object]]:
     series = asyncio.run(
-        query(settings.influx, "SELECT COUNT(level_cm) AS points, LAST(level_cm) AS latest, MAX(level_cm) AS peak FROM water GROUP BY device, grid")
+        query(
+            settings.influx,
+            "SELECT COUNT(level_cm) AS points, LAST(level_cm) AS latest, MAX(level_cm) AS peak"
+            " FROM water GROUP BY device, grid",
+        )
     )
     return sorted(rows(series), key=lambda r: str(r["device"]))
 
@@ -141,10 +163,16 @@ async def _dead_letters(settings: Settings) -> dict[str, int]:
 def print_summary(result: DemoResult) -> None:
     table = Table(title="Water sensors in InfluxDB (measurement 'water')")
     for col in ("device", "grid", "points", "latest cm", "peak cm"):
-        table.add_column(col, justify="right" if col in ("points", "latest cm", "peak cm") else "left")
+        table.add_column(
+            col, justify="right" if col in ("points", "latest cm", "peak cm") else "left"
+        )
     for row in result.per_device:
         table.add_row(
-            str(row["device"]), str(row["grid"]), str(row["points"]), f"{row['latest']:.1f}", f"{row['peak']:.1f}"
+            str(row["device"]),
+            str(row["grid"]),
+            str(row["points"]),
+            f"{row['latest']:.1f}",
+            f"{row['peak']:.1f}",
         )
     console.print(table)
     dead = ", ".join(f"{k}: {v}" for k, v in sorted(result.dead_letters.items())) or "none"

@@ -90,7 +90,9 @@ class V1Transport:
         auth = None
         if settings.username and settings.password is not None:
             auth = (settings.username, settings.password.get_secret_value())
-        self._client = httpx.AsyncClient(base_url=settings.url, timeout=settings.timeout_s, auth=auth)
+        self._client = httpx.AsyncClient(
+            base_url=settings.url, timeout=settings.timeout_s, auth=auth
+        )
         self._params = {"db": settings.database, "precision": "ms"}
 
     async def write(self, body: str) -> None:
@@ -138,7 +140,7 @@ class V2Transport:
                 bucket=self._bucket,
                 org=self._org,
                 record=body,
-                write_precision=WritePrecision.MS,
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # a str constant
             )
         except ApiException as exc:
             message = f"InfluxDB write answered {exc.status}: {str(exc.body)[:300]}"
@@ -190,7 +192,9 @@ class InfluxWriter:
                 if attempt == attempts - 1:
                     raise
                 self.retries += 1
-                log.warning("influx write failed; retrying attempt=%d delay_s=%.1f", attempt + 1, delay)
+                log.warning(
+                    "influx write failed; retrying attempt=%d delay_s=%.1f", attempt + 1, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

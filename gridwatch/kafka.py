@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -30,7 +31,9 @@ def readings_topic(settings: KafkaSettings, kind: str) -> str:
 
 def all_topics(settings: KafkaSettings) -> list[str]:
     names = [readings_topic(settings, k) for k in KINDS]
-    names += [settings.topic(n) for n in ("deadletter", "assessments", "alerts", "tickets", "complaints")]
+    names += [
+        settings.topic(n) for n in ("deadletter", "assessments", "alerts", "tickets", "complaints")
+    ]
     return names
 
 
@@ -46,12 +49,11 @@ async def ensure_topics(settings: KafkaSettings, names: list[str] | None = None)
         missing = [n for n in (names or all_topics(settings)) if n not in existing]
         if not missing:
             return
-        try:
-            await admin.create_topics(
-                [NewTopic(n, num_partitions=settings.partitions, replication_factor=1) for n in missing]
-            )
-        except TopicAlreadyExistsError:
-            pass
+        new = [
+            NewTopic(n, num_partitions=settings.partitions, replication_factor=1) for n in missing
+        ]
+        with contextlib.suppress(TopicAlreadyExistsError):  # another process was faster
+            await admin.create_topics(new)
     except KafkaError as exc:
         raise StackError(f"cannot create Kafka topics at {settings.bootstrap}: {exc!r}") from exc
     finally:

@@ -24,7 +24,8 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
     """A Mosquitto 2.0 ``$7$`` (PBKDF2-SHA512) password hash."""
     salt = salt if salt is not None else os.urandom(12)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS, 64)
-    return f"$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    salt_b64 = base64.b64encode(salt).decode()
+    return f"$7${PBKDF2_ITERATIONS}${salt_b64}${base64.b64encode(digest).decode()}"
 
 
 def write_password_file(settings: Settings, device_ids: Iterable[str], path: Path) -> int:

@@ -81,7 +81,9 @@ class Child:
     def check_alive(self) -> None:
         if not self.alive():
             code = self.proc.returncode if self.proc else None
-            raise StackError(f"{self.name} exited (code {code}); see {self.log_path}: {self.tail()}")
+            raise StackError(
+                f"{self.name} exited (code {code}); see {self.log_path}: {self.tail()}"
+            )
 
     def stop(self, timeout_s: float = 15.0) -> int | None:
         if self.proc is None:
@@ -110,7 +112,9 @@ class Child:
         return " | ".join(text[-lines:])[-800:]
 
 
-def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.2, what: str = "condition") -> Any:
+def wait_until(
+    predicate: Any, timeout_s: float, interval_s: float = 0.2, what: str = "condition"
+) -> Any:
     """Poll ``predicate`` until it returns something truthy, or raise after the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -72,7 +72,9 @@ class Placement(BaseModel):
 class Registry:
     """Immutable lookup tables built from the grid GeoJSON and the device list."""
 
-    def __init__(self, grids: Iterable[tuple[GridInfo, BaseGeometry]], devices: Iterable[DeviceInfo]):
+    def __init__(
+        self, grids: Iterable[tuple[GridInfo, BaseGeometry]], devices: Iterable[DeviceInfo]
+    ):
         self.grids: dict[str, GridInfo] = {}
         self.geometry: dict[str, BaseGeometry] = {}
         for info, geom in grids:

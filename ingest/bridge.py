@@ -30,7 +30,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gridwatch.contracts import DEVICE_ID_RE, DeadLetter, DeadLetterReason, ReadingBase, ReadingBatch
+from gridwatch.contracts import (
+    DEVICE_ID_RE,
+    DeadLetter,
+    DeadLetterReason,
+    ReadingBase,
+    ReadingBatch,
+)
 from gridwatch.errors import ContractError, GridWatchError
 from gridwatch.kafka import ensure_topics, partition_for, readings_topic
 from gridwatch.settings import Settings
@@ -57,7 +63,9 @@ class Inbound:
 
 
 class Bridge:
-    def __init__(self, settings: Settings, decoder: Decoder, *, client_id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, decoder: Decoder, *, client_id: str | None = None
+    ) -> None:
         self.settings = settings
         self.decoder = decoder
         self.client_id = client_id or settings.mqtt.client_id
@@ -79,20 +87,41 @@ class Bridge:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._queue.put_nowait, inbound)
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: mqtt.ReasonCode, props: object) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        rc: mqtt.ReasonCode,
+        props: object,
+    ) -> None:
         if rc.is_failure:
             log.error("mqtt connect refused reason=%s", rc)
             return
         sub = f"$share/{self.settings.mqtt.share_group}/{self.settings.mqtt.topic_root}/#"
         client.subscribe(sub, qos=1)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, codes: list[mqtt.ReasonCode], props: object) -> None:
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        codes: list[mqtt.ReasonCode],
+        props: object,
+    ) -> None:
         assert self._loop is not None
         if any(code.is_failure for code in codes):
             self._subscribe_refused = str(codes[0])
         self._loop.call_soon_threadsafe(self._connected.set)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: mqtt.ReasonCode, props: object) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        rc: mqtt.ReasonCode,
+        props: object,
+    ) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._connected.clear)
 
@@ -158,8 +187,7 @@ class Bridge:
         if self._subscribe_refused is not None:
             raise BridgeError(f"MQTT subscription refused: {self._subscribe_refused}")
         if ready_file is not None:
-            ready_file.parent.mkdir(parents=True, exist_ok=True)
-            ready_file.write_text(str(os.getpid()))
+            await asyncio.to_thread(_write_ready, ready_file)
 
     async def stop(self) -> None:
         if self._client is not None:
@@ -220,7 +248,14 @@ class Bridge:
             for start in range(0, len(readings), k.max_batch_readings):
                 chunk = readings[start : start + k.max_batch_readings]
                 value = ReadingBatch(kind=kind, readings=chunk, packed_at=packed_at)  # type: ignore[arg-type]
-                records.append((readings_topic(k, kind), part, f"{kind}:{part}".encode(), value.model_dump_json().encode()))
+                records.append(
+                    (
+                        readings_topic(k, kind),
+                        part,
+                        f"{kind}:{part}".encode(),
+                        value.model_dump_json().encode(),
+                    )
+                )
         for letter in dead:
             key = (letter.device_id or "").encode() or None
             records.append((k.topic("deadletter"), None, key, letter.model_dump_json().encode()))
@@ -239,7 +274,9 @@ class Bridge:
                 self._client.ack(inbound.mid, inbound.qos)
             self.metrics.ack_latency.add((now - inbound.arrived_mono) * 1000)
 
-    async def _produce_all(self, records: list[tuple[str, int | None, bytes | None, bytes]]) -> None:
+    async def _produce_all(
+        self, records: list[tuple[str, int | None, bytes | None, bytes]]
+    ) -> None:
         """Produce every record and wait for all acks; retry the whole set until it
         succeeds (at-least-once: a partial success may be produced twice)."""
         assert self._producer is not None
@@ -273,3 +310,8 @@ class Bridge:
             received_at=inbound.received_at,
             device_id=device,
         )
+
+
+def _write_ready(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(os.getpid()))

@@ -81,7 +81,9 @@ async def run_bridge(settings: Settings, client_id: str | None = None) -> None:
 
 @app.command()
 def run(
-    client_id: Annotated[str | None, typer.Option(help="MQTT client id (unique per bridge process).")] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (unique per bridge process).")
+    ] = None,
 ) -> None:
     """Run an MQTT → Kafka bridge (share the load by starting several with distinct ids)."""
     from gridwatch.cli import settings
@@ -96,10 +98,22 @@ def stats() -> None:
 
     s = settings()
     series = asyncio.run(
-        query(s.influx, "SELECT LAST(*) FROM pipeline WHERE stage='ingest' AND time > now() - 1h GROUP BY instance, reason")
+        query(
+            s.influx,
+            "SELECT LAST(*) FROM pipeline WHERE stage='ingest' AND time > now() - 1h"
+            " GROUP BY instance, reason",
+        )
     )
     table = Table(title="ingest bridges (last hour)")
-    for col in ("instance", "reason", "received", "forwarded", "dead_lettered", "ack p50 ms", "ack p99 ms"):
+    for col in (
+        "instance",
+        "reason",
+        "received",
+        "forwarded",
+        "dead_lettered",
+        "ack p50 ms",
+        "ack p99 ms",
+    ):
         table.add_column(col)
     for row in rows(series):
         table.add_row(

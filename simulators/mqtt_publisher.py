@@ -51,7 +51,9 @@ class MqttPublisher:
         as_user: tuple[str, str] | None = None,
     ) -> None:
         if settings.sim.device_secret is None and as_user is None:
-            raise PublishError("settings.sim.device_secret is not set; run `gridwatch stack up` first")
+            raise PublishError(
+                "settings.sim.device_secret is not set; run `gridwatch stack up` first"
+            )
         self.settings = settings
         self.connect_timeout_s = connect_timeout_s
         self.max_inflight = max_inflight
@@ -86,7 +88,9 @@ class MqttPublisher:
             if not self._pending:
                 return
             if time.monotonic() > deadline:
-                raise PublishError(f"{len(self._pending)} messages not acknowledged in {timeout_s:.0f} s")
+                raise PublishError(
+                    f"{len(self._pending)} messages not acknowledged in {timeout_s:.0f} s"
+                )
             time.sleep(0.005)
 
     def close(self) -> None:
@@ -99,7 +103,12 @@ class MqttPublisher:
     def __enter__(self) -> MqttPublisher:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- internals -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from streams.transport import Transport
 
 log = logging.getLogger(__name__)
 
+
 class GridWatchApp(faust.App):
     """faust.App with our Kafka transport (see streams/transport.py)."""
 

@@ -18,7 +18,9 @@ from streams.influx_sink import reading_points
 log = logging.getLogger(__name__)
 
 
-async def dead_letter(ctx: Any, raw: bytes, topic: str, reason: DeadLetterReason, detail: str) -> None:
+async def dead_letter(
+    ctx: Any, raw: bytes, topic: str, reason: DeadLetterReason, detail: str
+) -> None:
     letter = DeadLetter(
         reason=reason,
         detail=detail[:2000],
@@ -49,13 +51,17 @@ def register(app: faust.App, ctx: Any) -> None:
     for kind in KINDS:
         topic = ctx.readings(app, kind)
 
-        async def agent(stream: faust.StreamT[bytes], topic_name: str = topic.get_topic_name()) -> None:
+        async def agent(
+            stream: faust.StreamT[bytes], topic_name: str = topic.get_topic_name()
+        ) -> None:
             async for raw in stream:
                 try:
                     batch = parse_record(ReadingBatch, raw)
                     await store_batch(ctx, batch)
                 except ContractError as exc:
-                    await dead_letter(ctx, raw, topic_name, DeadLetterReason(exc.reason), exc.detail)
+                    await dead_letter(
+                        ctx, raw, topic_name, DeadLetterReason(exc.reason), exc.detail
+                    )
                 except SinkError as exc:
                     await dead_letter(ctx, raw, topic_name, DeadLetterReason.PROCESSING, str(exc))
 

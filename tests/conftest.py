@@ -66,12 +66,18 @@ def settings(stack: Stack) -> Settings:
     tag = uuid.uuid4().hex[:8]
     base = stack.settings
     db = f"gw_{tag}"
-    response = httpx.post(f"{base.influx.url}/query", data={"q": f'CREATE DATABASE "{db}"'}, timeout=10)
+    response = httpx.post(
+        f"{base.influx.url}/query", data={"q": f'CREATE DATABASE "{db}"'}, timeout=10
+    )
     response.raise_for_status()
     return base.model_copy(
         update={
-            "kafka": base.kafka.model_copy(update={"topic_prefix": f"t{tag}", "streams_group": f"streams-{tag}"}),
-            "mqtt": base.mqtt.model_copy(update={"share_group": f"g{tag}", "client_id": f"bridge-{tag}"}),
+            "kafka": base.kafka.model_copy(
+                update={"topic_prefix": f"t{tag}", "streams_group": f"streams-{tag}"}
+            ),
+            "mqtt": base.mqtt.model_copy(
+                update={"share_group": f"g{tag}", "client_id": f"bridge-{tag}"}
+            ),
             "influx": base.influx.model_copy(update={"database": db}),
         }
     )

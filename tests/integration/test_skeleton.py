@@ -20,10 +20,14 @@ from tests.integration.pipeline import influx_rows, running, wait_for_points
 pytestmark = [pytest.mark.integration]
 
 
-def test_thousand_readings_arrive_with_values_and_event_times(settings: Settings, registry: Registry) -> None:
+def test_thousand_readings_arrive_with_values_and_event_times(
+    settings: Settings, registry: Registry
+) -> None:
     devices = [p.device for p in registry.devices_of("water")][:20]
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    messages = list(water_messages(devices, np.random.default_rng(5), start, minutes=50, interval_s=60))
+    messages = list(
+        water_messages(devices, np.random.default_rng(5), start, minutes=50, interval_s=60)
+    )
     assert len(messages) == 1000
     expected = {}
     for topic, payload in messages:
@@ -44,7 +48,10 @@ def test_thousand_readings_arrive_with_values_and_event_times(settings: Settings
         for row in influx_rows(settings, "SELECT level_cm FROM water GROUP BY device")
     }
     assert got == expected
-    grids = {row["grid"] for row in influx_rows(settings, "SELECT COUNT(level_cm) FROM water GROUP BY grid")}
+    grids = {
+        row["grid"]
+        for row in influx_rows(settings, "SELECT COUNT(level_cm) FROM water GROUP BY grid")
+    }
     assert grids == {registry.placement(d.device_id).grid_id for d in devices}
 
 

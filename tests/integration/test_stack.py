@@ -74,8 +74,12 @@ def test_unknown_service_is_one_readable_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _client(stack: Stack, user: str | None, password: str | None) -> tuple[mqtt.Client, list[mqtt.ReasonCode]]:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=MQTTProtocolVersion.MQTTv5)
+def _client(
+    stack: Stack, user: str | None, password: str | None
+) -> tuple[mqtt.Client, list[mqtt.ReasonCode]]:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="", protocol=MQTTProtocolVersion.MQTTv5
+    )
     if user is not None:
         client.username_pw_set(user, password)
     codes: list[mqtt.ReasonCode] = []

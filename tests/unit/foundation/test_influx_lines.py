@@ -10,8 +10,15 @@ from gridwatch.mosquitto_conf import hash_password
 
 
 def test_line_protocol_types_and_escaping() -> None:
-    p = Point("water", {"device": "wl 1", "grid": "a,b=c"}, {"level_cm": 1.5, "seq": 3, "ok": True, "fw": 'v"1'}, 1000)
-    assert to_line(p) == r'water,device=wl\ 1,grid=a\,b\=c fw="v\"1",level_cm=1.5,ok=true,seq=3i 1000'
+    p = Point(
+        "water",
+        {"device": "wl 1", "grid": "a,b=c"},
+        {"level_cm": 1.5, "seq": 3, "ok": True, "fw": 'v"1'},
+        1000,
+    )
+    assert (
+        to_line(p) == r'water,device=wl\ 1,grid=a\,b\=c fw="v\"1",level_cm=1.5,ok=true,seq=3i 1000'
+    )
 
 
 def test_empty_tags_are_left_out() -> None:

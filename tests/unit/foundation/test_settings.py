@@ -32,14 +32,18 @@ def test_env_overrides_nested_fields(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 def test_toml_file_then_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "gridwatch.toml").write_text('[mqtt]\nport = 3883\nhost = "broker"\n[kafka]\npartitions = 2\n')
+    (tmp_path / "gridwatch.toml").write_text(
+        '[mqtt]\nport = 3883\nhost = "broker"\n[kafka]\npartitions = 2\n'
+    )
     s = load_settings()
     assert (s.mqtt.port, s.mqtt.host, s.kafka.partitions) == (3883, "broker", 2)
     monkeypatch.setenv("GW_MQTT__PORT", "4883")
     assert load_settings().mqtt.port == 4883
 
 
-def test_generated_credentials_are_read_from_var_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_generated_credentials_are_read_from_var_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from gridwatch.credentials import ensure_credentials
 
     monkeypatch.chdir(tmp_path)
@@ -65,9 +69,16 @@ def test_v2_requires_org_bucket_token(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 @pytest.mark.parametrize(
     ("env", "value"),
-    [("GW_MQTT__PORT", "seventy"), ("GW_MQTT__PORT", "70000"), ("GW_INFLUX__API", "v3"), ("GW_NOPE", "1")],
+    [
+        ("GW_MQTT__PORT", "seventy"),
+        ("GW_MQTT__PORT", "70000"),
+        ("GW_INFLUX__API", "v3"),
+        ("GW_NOPE", "1"),
+    ],
 )
-def test_bad_values_are_config_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: str, value: str) -> None:
+def test_bad_values_are_config_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: str, value: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(env, value)
     if env == "GW_NOPE":
