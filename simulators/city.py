@@ -284,7 +284,9 @@ def generate_city(
                 )
 
             # -- bike parking at metro exits ---------------------------------------
-            for _ in range(_count(rng, spec.bike_per_grid)):
+            # Most parking sites are at metro exits; a few at bus stops and shops.
+            bike_mean = spec.bike_per_grid * (2.0 if exits else 0.33)
+            for _ in range(_count(rng, bike_mean)):
                 if exits:
                     ex, ey = exits[int(rng.integers(len(exits)))]
                     lon = round(ex + float(rng.uniform(-0.03, 0.03)) * dlon, 6)

@@ -125,7 +125,7 @@ class Simulation:
             [p.device.attrs.get("side", "residential") == "residential" for p in bp], dtype=bool
         )
         self.bikes = BikeModel(
-            BikeSites(cap, mix, residential, r_bike.uniform(0.2, 0.9, len(bp))), r_bike
+            BikeSites(cap, mix, residential, r_bike.uniform(0.1, 0.5, len(bp))), r_bike
         )
         self.bike_cap = cap
         # -- cameras -----------------------------------------------------------------
@@ -169,7 +169,15 @@ class Simulation:
                     f"events.{i}.station: no station {ev.station!r} in this city "
                     f"(stations: {', '.join(stations[:20])})"
                 )
-            station = ev.station or max(stations, key=lambda s: (bike_station.count(s), s))
+            # Default venue: the business-side station with the most parking sites.
+            business = [
+                st
+                for st, p in zip(bike_station, g["bike"].places, strict=True)
+                if p.device.attrs.get("side") == "business"
+            ]
+            station = ev.station or max(
+                stations, key=lambda s: (business.count(s), bike_station.count(s), s)
+            )
             bikes = np.array([s == station for s in bike_station], dtype=bool)
             cams = np.array([s == station for s in cam_station], dtype=bool)
             self.events.append((ev.start, ev.start + ev.duration, ev.attendance, bikes, cams))

@@ -28,8 +28,10 @@ def _event_state(sim: Simulation, rel: int) -> None:
     sim.bikes.event_flow[:] = 0.0
     sim.cam.event_boost[:] = 0.0
     for start, end, attendance, bikes, cams in sim.events:
-        n_b = max(int(bikes.sum()), 1)
-        wave = attendance * 0.06 / n_b  # bikes per site brought by the event
+        # About 20 % of the audience rides a shared bike to the station's exits,
+        # shared among its parking sites by capacity.
+        cap = sim.bike_cap[bikes]
+        wave = attendance * 0.2 * cap / max(float(cap.sum()), 1.0)
         if start - 2700 <= rel < start:
             sim.bikes.event_flow[bikes] += wave / 2700
         elif end <= rel < end + 2400:

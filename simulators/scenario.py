@@ -64,6 +64,9 @@ def _quantity(what: str, units: dict[str, float], example: str) -> Any:
     return BeforeValidator(parse)
 
 
+_DURATION_PARSER = _quantity("duration", _DURATION_UNITS, "90s, 30min, 3h, 1d").func
+
+
 def _positive(v: float) -> float:
     if v <= 0:
         raise ValueError("must be greater than zero")
@@ -269,6 +272,19 @@ class Scenario(_Strict):
         _respell(doc)
         if duration is not None:
             doc["duration"] = duration
+            # A shorter run keeps only the storms and events that start inside it.
+            try:
+                end = _DURATION_PARSER(duration)
+            except ValueError as exc:
+                raise ScenarioError(f"{self.name}: --duration: {exc}") from exc
+            doc["weather"]["storms"] = [
+                s
+                for s, spec in zip(doc["weather"]["storms"], self.weather.storms, strict=True)
+                if spec.start < end
+            ]
+            doc["events"] = [
+                e for e, spec in zip(doc["events"], self.events, strict=True) if spec.start < end
+            ]
         if size is not None:
             doc["city"]["size"] = size
         if max_devices is not None:
