@@ -304,3 +304,9 @@ def test_internal_errors_become_malformed_and_are_counted(
     assert info.value.reason == DeadLetterReason.MALFORMED
     assert "internal KeyError" in info.value.detail
     assert decoder.stats.internal_errors == 1
+
+
+def test_payload_may_be_any_bytes_like(decoder: Decoder) -> None:
+    for i, wrap in enumerate((bytes, bytearray, memoryview)):
+        body = js({**GOOD_WATER, "seq": 100 + i})
+        assert decoder.decode(WATER, wrap(body), NOW)[0].seq == 100 + i
