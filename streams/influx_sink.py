@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gridwatch.contracts import (
+    Alert,
+    Assessment,
     BikeReading,
     CameraReading,
     RainReading,
     ReadingBase,
     StatusReading,
+    TicketEvent,
     WaterReading,
 )
 from gridwatch.influx import FieldValue, Point
@@ -60,3 +63,81 @@ def reading_points(readings: Iterable[ReadingBase]) -> list[Point]:
 def _maybe(fields: dict[str, FieldValue], name: str, value: float | None) -> None:
     if value is not None:
         fields[name] = float(value)
+
+
+def _threshold_key(threshold: str) -> str:
+    """``"7.6"`` → ``"7_6"``, ``"15.0"`` → ``"15"`` (field-name safe)."""
+    value = float(threshold)
+    text = f"{value:g}"
+    return text.replace(".", "_").replace("-", "m")
+
+
+def assessment_point(a: Assessment) -> Point:
+    """Measurement ``assessment``: one point per scored reading.
+
+    Fields: ``value``, ``qc``, ``anomaly``, ``risk`` and, per forecast horizon ``H``
+    minutes, ``fH_q10``, ``fH_q50``, ``fH_q90`` and ``fH_p<threshold>`` (e.g.
+    ``f30_p15`` = P(depth > 15 cm in 30 min), ``f30_p7_6``), plus any ``detail`` figures
+    prefixed ``d_``.
+    """
+    tags = {"device": a.device_id, "grid": a.grid_id, "district": a.district_id, "kind": a.kind}
+    fields: dict[str, FieldValue] = {
+        "qc": int(a.qc),
+        "anomaly": float(a.anomaly_score),
+        "risk": float(a.risk),
+    }
+    _maybe(fields, "value", a.value)
+    for f in a.forecasts:
+        prefix = f"f{f.horizon_min}"
+        fields[f"{prefix}_q10"] = float(f.q10)
+        fields[f"{prefix}_q50"] = float(f.q50)
+        fields[f"{prefix}_q90"] = float(f.q90)
+        for threshold, p in f.p_exceed.items():
+            fields[f"{prefix}_p{_threshold_key(threshold)}"] = float(p)
+    for name, value in a.detail.items():
+        fields[f"d_{name}"] = float(value)
+    return Point("assessment", tags, fields, int(a.ts.timestamp() * 1000))
+
+
+def alert_point(alert: Alert) -> Point:
+    """Measurement ``alert``: tags grid, district, category, severity, kind (forecast,
+    observed, clear, recede, maintenance); fields probability, incident, site, why,
+    alert_id, lead_min (minutes to ``expected_at``, forecasts only)."""
+    tags = {
+        "grid": alert.grid_id,
+        "district": alert.district_id,
+        "category": alert.category.value,
+        "severity": alert.severity.value,
+        "kind": alert.kind,
+    }
+    fields: dict[str, FieldValue] = {
+        "probability": float(alert.probability),
+        "incident": alert.incident_key,
+        "alert_id": alert.alert_id,
+        "why": alert.why,
+    }
+    if alert.site:
+        fields["site"] = alert.site
+    if alert.expected_at is not None:
+        fields["lead_min"] = (alert.expected_at - alert.ts).total_seconds() / 60.0
+    return Point("alert", tags, fields, int(alert.ts.timestamp() * 1000))
+
+
+def ticket_point(event: TicketEvent) -> Point:
+    """Measurement ``ticket``: one point per ticket event. Tags grid, category,
+    severity, state, event; fields ticket_id, incident, actor, reason, value=1 (count)."""
+    tags = {
+        "grid": event.grid_id,
+        "category": event.category.value,
+        "severity": event.severity.value,
+        "state": event.state,
+        "event": event.event,
+    }
+    fields: dict[str, FieldValue] = {
+        "ticket_id": event.ticket_id,
+        "incident": event.incident_key,
+        "actor": event.actor,
+        "reason": event.reason,
+        "value": 1,
+    }
+    return Point("ticket", tags, fields, int(event.ts.timestamp() * 1000))
