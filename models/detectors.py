@@ -1,0 +1,214 @@
+"""Online per-device anomaly detector for every feed (water, rain, bike, camera counts).
+
+``RobustLevelDetector`` keeps a small fixed-size state per device and scores each
+reading *before* learning from it:
+
+* three residuals, each over a robust spread (EW mean absolute deviation, floored so a
+  constant series never divides by zero): the value against a fast EW level, against a
+  slow EW level (level shifts), and the step from the previous value against the usual
+  step size (spikes and jumps); plus a "too quiet" term when the recent step size
+  collapses against the long-run one (a stuck or flat-lined signal);
+* the surprise ``u = log1p(max residual)`` is averaged over a short horizon and
+  compared with its own long-run mean and spread, giving an anomaly *likelihood*
+  ``max(0, 2Φ(z) − 1)`` in [0, 1] (the idea of Numenta's anomaly likelihood, without HTM);
+* a warm-up (score 0 for the first readings) and a refractory period after a score
+  reaches the alert threshold, so one incident raises one detection.
+
+A missing value (NaN) leaves the state unchanged and scores 0. ``step`` handles one
+reading; ``step_batch`` a micro-batch over many devices (equal to a loop of ``step``).
+Parameters were tuned on the NAB development categories only (``models/nab.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, make_dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr
+
+from models.state import Arrays, StepState, as_float, run_rounds
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    alpha_fast: float = 0.05
+    alpha_slow: float = 0.005
+    alpha_short: float = 0.3
+    alpha_long: float = 0.002
+    quiet_gain: float = 0.0
+    warmup: float = 60.0
+    refractory: float = 150.0
+    threshold: float = 0.99
+    heat_gain: float = 0.3  # z-units added per recent alert (fewer repeats in noisy series)
+    heat_decay: float = 0.999  # per reading
+    abs_floor: float = 1e-6
+    rel_floor: float = 1e-3
+    season_period_s: float = 86_400.0
+    alpha_season: float = 0.05
+    season_min_count: float = 3.0
+    use_season: float = 1.0  # 0 ignores the seasonal profile, 1 takes min(raw, seasonal)
+
+
+SEASON_BINS = 24
+
+
+@dataclass(frozen=True)
+class _DetectorCore(StepState):
+    n: float = 0.0
+    last: float = 0.0
+    m_fast: float = 0.0
+    d_fast: float = 0.0
+    m_slow: float = 0.0
+    d_slow: float = 0.0
+    step_fast: float = 0.0
+    step_slow: float = 0.0
+    u_short: float = 0.0
+    u_mean: float = 0.0
+    u_var: float = 0.0
+    cooldown: float = 0.0
+    heat: float = 0.0
+
+
+_SEASON_FIELDS = [
+    (f"{kind}{i}", float, field(default=0.0))
+    for kind in ("sm", "sd", "sc")
+    for i in range(SEASON_BINS)
+]
+DetectorState = make_dataclass("DetectorState", _SEASON_FIELDS, bases=(_DetectorCore,), frozen=True)
+DetectorState.__doc__ = (
+    "Per-device detector state: EW levels, spreads, surprise statistics and a "
+    f"{SEASON_BINS}-bin seasonal profile (sm mean, sd spread, sc count per bin)."
+)
+_SM = [f"sm{i}" for i in range(SEASON_BINS)]
+_SD = [f"sd{i}" for i in range(SEASON_BINS)]
+_SC = [f"sc{i}" for i in range(SEASON_BINS)]
+
+
+def _kernel(
+    rows: Arrays, inp: dict[str, np.ndarray], p: Any
+) -> tuple[Arrays, dict[str, np.ndarray]]:
+    x_raw = inp["value"].astype(float)
+    ok = np.isfinite(x_raw)
+    x = np.where(ok, x_raw, 0.0)
+    n = rows["n"]
+    first = n <= 0
+    last = np.where(first, x, rows["last"])
+    m_fast = np.where(first, x, rows["m_fast"])
+    m_slow = np.where(first, x, rows["m_slow"])
+    d_fast, d_slow = rows["d_fast"], rows["d_slow"]
+    step_fast, step_slow = rows["step_fast"], rows["step_slow"]
+    floor = np.maximum(p.abs_floor, p.rel_floor * np.abs(m_slow))
+    # score before learning
+    step = np.abs(x - last)
+    r_fast = np.abs(x - m_fast) / np.maximum(1.25 * d_fast, floor)
+    r_slow = np.abs(x - m_slow) / np.maximum(1.25 * d_slow, floor)
+    r_step = step / np.maximum(1.25 * step_slow, floor)
+    quiet = p.quiet_gain * np.log(np.maximum(step_slow, floor) / np.maximum(step_fast, floor))
+    raw = np.maximum(np.maximum(r_fast, r_slow), np.maximum(r_step, quiet))
+    # seasonal profile: the reading is surprising only if the bin's profile agrees
+    ts = inp["ts"].astype(float)
+    has_ts = np.isfinite(ts)
+    phase = np.mod(np.where(has_ts, ts, 0.0), p.season_period_s) / p.season_period_s
+    b = np.minimum((phase * SEASON_BINS).astype(np.int64), SEASON_BINS - 1)
+    ar = np.arange(x.size)
+    sm_all = np.column_stack([rows[k] for k in _SM])
+    sd_all = np.column_stack([rows[k] for k in _SD])
+    sc_all = np.column_stack([rows[k] for k in _SC])
+    sm, sd, sc = sm_all[ar, b], sd_all[ar, b], sc_all[ar, b]
+    r_season = np.abs(x - sm) / np.maximum(1.25 * sd, floor)
+    seasonal_ok = has_ts & (sc >= p.season_min_count)
+    w = p.use_season
+    mixed = np.power(raw, 1.0 - w) * np.power(np.minimum(raw, r_season), w)
+    raw = np.where(seasonal_ok, mixed, raw)
+    u = np.log1p(np.maximum(raw, 0.0))
+    u_short = np.where(first, u, (1 - p.alpha_short) * rows["u_short"] + p.alpha_short * u)
+    spread = np.sqrt(np.maximum(rows["u_var"], 1e-4))
+    z = (u_short - rows["u_mean"]) / spread
+    # 0 for an ordinary reading, → 1 as the recent surprise leaves its usual range
+    lik = 2.0 * ndtr(z - p.heat_gain * rows["heat"]) - 1.0
+    score = np.where(n >= p.warmup, np.maximum(lik, 0.0), 0.0)
+    cooling = rows["cooldown"] > 0
+    score = np.where(cooling, np.minimum(score, 0.5 * p.threshold), score)
+    fired = score >= p.threshold
+    cooldown = np.where(fired, p.refractory, np.maximum(rows["cooldown"] - 1, 0.0))
+    # learn
+    af, as_ = p.alpha_fast, p.alpha_slow
+    new = {
+        "n": n + 1,
+        "last": x,
+        "m_fast": m_fast + af * (x - m_fast),
+        "d_fast": d_fast + af * (np.abs(x - m_fast) - d_fast),
+        "m_slow": m_slow + as_ * (x - m_slow),
+        "d_slow": d_slow + as_ * (np.abs(x - m_slow) - d_slow),
+        "step_fast": np.where(first, 0.0, step_fast + af * (step - step_fast)),
+        "step_slow": np.where(first, 0.0, step_slow + as_ * (step - step_slow)),
+        "u_short": u_short,
+    }
+    al = np.where(n < 1.0 / p.alpha_long, 1.0 / (n + 1.0), p.alpha_long)
+    dev = u_short - rows["u_mean"]
+    new["u_mean"] = rows["u_mean"] + al * dev
+    new["u_var"] = (1 - al) * (rows["u_var"] + al * dev * dev)
+    new["cooldown"] = cooldown
+    new["heat"] = rows["heat"] * p.heat_decay + fired
+    a_s = np.where(sc < 1.0 / p.alpha_season, 1.0 / (sc + 1.0), p.alpha_season)
+    learn_season = ok & has_ts
+    sm_new = sm + a_s * (x - sm)
+    sd_new = np.where(sc > 0, sd + a_s * (np.abs(x - sm) - sd), 0.0)
+    for j in range(SEASON_BINS):
+        hit = learn_season & (b == j)
+        new[_SM[j]] = np.where(hit, sm_new, rows[_SM[j]])
+        new[_SD[j]] = np.where(hit, sd_new, rows[_SD[j]])
+        new[_SC[j]] = np.where(hit, np.minimum(sc + 1.0, 1e6), rows[_SC[j]])
+    out_rows = {k: np.where(ok, v, rows[k]) for k, v in new.items()}
+    score = np.where(ok, np.clip(score, 0.0, 1.0), 0.0)
+    return out_rows, {"score": score, "alert": ok & fired, "raw": np.where(ok, raw, 0.0)}
+
+
+@dataclass(frozen=True)
+class DetectorOutput:
+    score: float
+    alert: bool
+    raw: float
+
+
+def step(
+    state: Any, reading: tuple[float, float], params: DetectorParams
+) -> tuple[Any, DetectorOutput]:
+    """One reading ``(ts_epoch_s, value)`` of one device; ``state`` is a ``DetectorState``."""
+    ts, value = reading
+    rows, out = _kernel(
+        DetectorState.stack([state]), {"value": as_float([value]), "ts": as_float([ts])}, params
+    )
+    return DetectorState.unstack(rows)[0], DetectorOutput(
+        float(out["score"][0]), bool(out["alert"][0]), float(out["raw"][0])
+    )
+
+
+def step_batch(
+    states: Arrays,
+    device_index: np.ndarray,
+    ts: np.ndarray,
+    values: np.ndarray,
+    params: DetectorParams,
+) -> tuple[Arrays, dict[str, np.ndarray]]:
+    """Score a micro-batch; ``states`` holds one row per device
+    (``DetectorState.initial_arrays(n)`` or ``DetectorState.stack``). Returns new states and
+    ``{"score", "alert", "raw"}`` aligned with the readings."""
+    return run_rounds(_kernel, states, device_index, {"value": values, "ts": ts}, params)
+
+
+def score_series(values: np.ndarray, params: Any, ts: np.ndarray | None = None) -> np.ndarray:
+    """Scores of whole series run side by side: ``values`` (T, D) → scores (T, D).
+
+    Column d is one device; NaN marks missing readings; ``ts`` (T, D) epoch seconds.
+    ``params`` fields may be arrays of shape (D,) (to tune many settings in one pass)."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    t_len, d = values.shape
+    rows = DetectorState.initial_arrays(d)
+    out = np.zeros((t_len, d))
+    for t in range(t_len):
+        tt = np.full(d, np.nan) if ts is None else ts[t]
+        rows, o = _kernel(rows, {"value": values[t], "ts": tt}, params)
+        out[t] = o["score"]
+    return out
