@@ -1,0 +1,149 @@
+"""The watch-floor console in headless Chromium (Debian's /usr/bin/chromium via playwright).
+
+A ticket raised through the API appears in the live queue without a reload; an operator
+acknowledges it and sees the state change; a viewer gets no action buttons.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Page, expect, sync_playwright
+
+from gridwatch.contracts import Alert, Category, Severity, incident_key
+from simulators.city import generate_city
+from tickets.api import create_app
+from tickets.config import TicketsConfig
+from tickets.service import TicketService
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+TOKENS = {"viewer": "e2e-viewer", "operator": "e2e-operator", "admin": "e2e-admin"}
+
+
+@pytest.fixture
+def base_url(tmp_path: Path) -> Iterator[str]:
+    db = f"sqlite:///{tmp_path / 'tickets.db'}"
+    cfg = TicketsConfig.model_validate(
+        {
+            "db_url": db,
+            "var_dir": str(tmp_path / "var"),
+            "sse_poll_s": 0.2,
+            "tokens": [{"name": f"e2e-{r}", "role": r, "token": t} for r, t in TOKENS.items()],
+        }
+    )
+    service = TicketService.from_url(db, generate_city(42, "small").registry(), cfg)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(service), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Page]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+        assert errors == [], f"JavaScript errors: {errors}"
+
+
+def post_alert(base_url: str) -> str:
+    grid = "D01-S02-G03"
+    alert = Alert(
+        alert_id="e2e-1",
+        incident_key=incident_key(grid, Category.WATERLOGGING, "site-e2e"),
+        kind="observed",
+        category=Category.WATERLOGGING,
+        severity=Severity.MAJOR,
+        grid_id=grid,
+        district_id="D01",
+        site="site-e2e",
+        ts=datetime.now(UTC),
+        why="water 18 cm at the underpass",
+        evidence={
+            "readings": [{"ts": f"2026-07-01T08:0{i}:00Z", "value": i * 3.0} for i in range(6)]
+        },
+    )
+    r = httpx.post(
+        f"{base_url}/api/v1/alerts",
+        json=json.loads(alert.model_dump_json()),
+        headers={"Authorization": f"Bearer {TOKENS['admin']}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    return str(r.json()["ticket_id"])
+
+
+def test_console_live_queue_and_acknowledge(
+    base_url: str, browser_page: Page, tmp_path: Path
+) -> None:
+    page = browser_page
+    page.goto(f"{base_url}/console/#token={TOKENS['operator']}")
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#live")).not_to_have_class("live off")  # stream connected
+    expect(page.locator("#map path")).to_have_count(45)
+    assert page.url.endswith("/console/")  # the token left the address bar
+
+    tid = post_alert(base_url)  # raised through the API while the page is open
+    row = page.locator(f'#queue tr[data-id="{tid}"]')
+    expect(row).to_be_visible(timeout=15_000)
+    expect(row).to_have_attribute("data-state", "open")
+    expect(page.locator('#map path[data-grid="D01-S02-G03"]')).to_have_class("c2")
+    expect(page.locator('[data-kpi="kpi_open"] .v')).to_have_text("1")
+
+    row.click()
+    expect(page.locator("#d-id")).to_have_text(tid)
+    expect(page.locator("#spark polyline")).to_have_count(1)
+    page.locator('button[data-action="acknowledge"]').click()
+    expect(page.locator("#d-state")).to_have_attribute("data-state", "acknowledged")
+    expect(row).to_have_attribute("data-state", "acknowledged")
+    expect(page.locator("#d-audit li")).to_have_count(2)
+    shot = tmp_path / "console.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+    # English fallback toggle
+    page.locator("#lang").click()
+    expect(page.locator("#queue-h")).to_have_text("Live queue")
+
+
+def test_console_viewer_has_no_actions_and_bad_token_is_refused(
+    base_url: str, browser_page: Page
+) -> None:
+    page = browser_page
+    tid = post_alert(base_url)
+    page.goto(f"{base_url}/console/#token={TOKENS['viewer']}")
+    page.locator(f'#queue tr[data-id="{tid}"]').click()
+    expect(page.locator("#d-id")).to_have_text(tid)
+    expect(page.locator("#d-actions button")).to_have_count(0)
+
+    page.evaluate("sessionStorage.clear()")
+    page.goto("about:blank")  # a hash-only change would not reload the console
+    page.goto(f"{base_url}/console/#token=wrong")
+    expect(page.locator("#login")).to_be_visible()
+    expect(page.locator("#login-error")).not_to_be_empty()

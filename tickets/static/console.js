@@ -1,0 +1,240 @@
+// GridWatch watch-floor console: live queue (SSE), grid map, detail, actions, KPI tiles.
+"use strict";
+const state = { token: null, role: null, queue: [], selected: null, geo: null, refreshTimer: null };
+const ACTIONS = {
+  pre_alert: ["false_alarm"],
+  open: ["acknowledge", "dispatch", "false_alarm"],
+  acknowledged: ["dispatch", "resolve", "false_alarm"],
+  dispatched: ["resolve", "false_alarm"],
+};
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const kid of kids) e.append(kid instanceof Node ? kid : document.createTextNode(String(kid ?? "")));
+  return e;
+}
+
+async function api(path, opts = {}) {
+  const headers = { Authorization: `Bearer ${state.token}`, ...(opts.headers || {}) };
+  if (opts.body) headers["Content-Type"] = "application/json";
+  const resp = await fetch(path, { ...opts, headers });
+  if (resp.status === 401) { showLogin(t("bad_token")); throw new Error("unauthorised"); }
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(body.detail || `HTTP ${resp.status}`);
+  return body;
+}
+
+function showLogin(msg) {
+  $("#app").hidden = true; $("#login").hidden = false; $("#login-error").textContent = msg || "";
+}
+
+async function start() {
+  try {
+    const me = await api("/api/v1/me");
+    state.role = me.role;
+    $("#who").textContent = `${me.name} · ${me.role}`;
+  } catch (e) { return; }
+  $("#login").hidden = true; $("#app").hidden = false;
+  await Promise.all([loadMap(), refresh()]);
+  stream();
+  setInterval(refresh, 30000);  // a safety net under the live stream
+}
+
+function scheduleRefresh() {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(refresh, 150);
+}
+
+async function refresh() {
+  const [q, k, p] = await Promise.all([
+    api("/api/v1/queue"), api("/api/v1/kpis"), api("/api/v1/precision"),
+  ]);
+  state.queue = q.items;
+  renderQueue(); renderKpis(k.overall, p.overall); colourMap();
+  if (state.selected) await showTicket(state.selected);
+}
+
+function fmtDue(tk) {
+  const due = tk.state === "open" ? tk.ack_due : tk.resolve_due;
+  if (!due) return tk.expected_at ? `~${new Date(tk.expected_at).toLocaleTimeString()}` : "—";
+  const mins = Math.round((new Date(due) - Date.now()) / 60000);
+  return `${new Date(due).toLocaleTimeString()} (${mins >= 0 ? "+" : ""}${mins}′)`;
+}
+
+function renderQueue() {
+  const body = $("#queue tbody");
+  body.replaceChildren();
+  if (!state.queue.length) {
+    body.append(el("tr", {}, el("td", { colSpan: 6 }, t("empty"))));
+    return;
+  }
+  for (const tk of state.queue) {
+    const breach = tk.ack_breached || tk.resolve_breached;
+    const row = el("tr", { "data-id": tk.id, "data-state": tk.state, class: tk.id === state.selected ? "sel" : "" },
+      el("td", {}, el("span", { class: `sev ${tk.severity}` }, t(tk.severity))),
+      el("td", {}, t(tk.category)),
+      el("td", {}, tk.grid_id),
+      el("td", { class: "st" }, t(tk.state)),
+      el("td", { class: breach ? "breach" : "" }, fmtDue(tk)),
+      el("td", {}, tk.assignee));
+    row.addEventListener("click", () => showTicket(tk.id));
+    body.append(row);
+  }
+}
+
+function renderKpis(k, prec) {
+  const fmt = (v, pct) => v === null || v === undefined ? "—" : pct ? `${Math.round(v * 100)}%` : v;
+  const tiles = [
+    ["kpi_open", fmt(k.open)], ["kpi_pre_alerts", fmt(k.pre_alerts)],
+    ["kpi_breaches", fmt(k.sla_breaches)], ["kpi_preempt", fmt(k.pre_emption_rate, true)],
+    ["kpi_lead", fmt(k.median_lead_min)], ["kpi_mtta", fmt(k.mtta_min)],
+    ["kpi_mttr", fmt(k.mttr_min)], ["kpi_precision", fmt(prec && prec.precision, true)],
+  ];
+  $("#kpis").replaceChildren(...tiles.map(([key, v]) =>
+    el("div", { class: "tile", "data-kpi": key }, el("div", { class: "v" }, v), el("div", { class: "k" }, t(key)))));
+}
+
+async function loadMap() {
+  state.geo = await api("/api/v1/grids.geojson");
+  const grids = state.geo.features.filter((f) => f.properties.level === "grid");
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const f of grids) for (const [x, y] of f.geometry.coordinates[0]) {
+    x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+  }
+  const W = 1000, H = Math.round(W * (y1 - y0) / (x1 - x0) * 1.16) || 600;  // ~cos(31°)
+  const svg = $("#map");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.replaceChildren();
+  const ns = "http://www.w3.org/2000/svg";
+  for (const f of grids) {
+    const d = f.geometry.coordinates.map((ring) => "M" + ring.map(([x, y]) =>
+      `${((x - x0) / (x1 - x0) * W).toFixed(1)},${((y1 - y) / (y1 - y0) * H).toFixed(1)}`).join("L") + "Z").join("");
+    const p = document.createElementNS(ns, "path");
+    p.setAttribute("d", d); p.setAttribute("data-grid", f.properties.id); p.setAttribute("class", "c0");
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${f.properties.id} ${f.properties.name || ""}`;
+    p.append(title);
+    svg.append(p);
+  }
+  colourMap();
+}
+
+function colourMap() {
+  const level = {};
+  for (const tk of state.queue) {
+    const v = tk.state === "pre_alert" ? 1 : 2;
+    level[tk.grid_id] = Math.max(level[tk.grid_id] || 0, v);
+  }
+  document.querySelectorAll("#map path").forEach((p) => {
+    p.setAttribute("class", `c${level[p.dataset.grid] || 0}`);
+  });
+}
+
+function sparkline(points) {
+  const svg = $("#spark");
+  svg.replaceChildren();
+  if (points.length < 1) return;
+  const vals = points.map((p) => p.value);
+  const lo = Math.min(...vals), hi = Math.max(...vals), span = hi - lo || 1;
+  const W = 480, H = 80;
+  const pts = points.map((p, i) => `${(points.length === 1 ? W / 2 : i / (points.length - 1) * (W - 10) + 5).toFixed(1)},` +
+    `${(H - 5 - (p.value - lo) / span * (H - 10)).toFixed(1)}`).join(" ");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", pts);
+  svg.append(line);
+}
+
+async function showTicket(id) {
+  state.selected = id;
+  const d = await api(`/api/v1/tickets/${encodeURIComponent(id)}`);
+  $("#detail").hidden = false;
+  $("#d-id").textContent = d.id;
+  const prob = d.probability !== null ? ` · p=${d.probability}` : "";
+  $("#d-summary").replaceChildren(
+    el("div", {}, el("span", { class: `sev ${d.severity}` }, t(d.severity)), " ", t(d.category), " · ",
+      d.grid_id, " · ", el("b", { id: "d-state", "data-state": d.state }, t(d.state)), prob),
+    el("div", {}, `${t("why")}: ${d.why}`),
+    el("div", {}, `${t("assignee")}: ${d.assignee} · ${t("agency")}: ${d.agency}`));
+  sparkline(d.sparkline);
+  const acts = $("#d-actions");
+  acts.replaceChildren();
+  if (state.role === "operator" || state.role === "admin") {
+    for (const a of ACTIONS[d.state] || []) {
+      const b = el("button", { type: "button", "data-action": a, class: a === "false_alarm" ? "secondary" : "" }, t(a));
+      b.addEventListener("click", () => act(d.id, a));
+      acts.append(b);
+    }
+  }
+  $("#d-audit").replaceChildren(...d.audit.map((a) =>
+    el("li", {}, `${new Date(a.ts).toLocaleString()} · ${a.actor} · ${a.action} → ${t(a.to_state)} ${a.reason ? "· " + a.reason : ""}`)));
+  document.querySelectorAll("#queue tbody tr").forEach((r) => r.classList.toggle("sel", r.dataset.id === id));
+}
+
+async function act(id, action) {
+  $("#d-error").textContent = "";
+  const body = action === "resolve" ? { closing_code: "real" } : {};
+  try {
+    await api(`/api/v1/tickets/${encodeURIComponent(id)}/${action}`, { method: "POST", body: JSON.stringify(body) });
+    await refresh();
+  } catch (e) { $("#d-error").textContent = e.message; }
+}
+
+async function stream() {
+  let backoff = 1000;
+  for (;;) {
+    try {
+      const resp = await fetch("/api/v1/stream", { headers: { Authorization: `Bearer ${state.token}` } });
+      if (resp.status === 401) { showLogin(t("bad_token")); return; }
+      if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
+      setLive(true); backoff = 1000;
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let cut;
+        while ((cut = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, cut); buf = buf.slice(cut + 2);
+          if (/^event: ticket$/m.test(block)) scheduleRefresh();
+        }
+      }
+    } catch (e) { /* fall through to reconnect */ }
+    setLive(false);
+    await new Promise((r) => setTimeout(r, backoff));
+    backoff = Math.min(backoff * 2, 15000);
+  }
+}
+
+function setLive(on) {
+  const b = $("#live");
+  b.classList.toggle("off", !on); b.dataset.i18n = on ? "live" : "offline"; b.textContent = t(b.dataset.i18n);
+}
+
+function boot() {
+  applyLabels();
+  $("#lang").textContent = LANG === "zh" ? "EN" : "中文";
+  $("#lang").addEventListener("click", () => {
+    LANG = LANG === "zh" ? "en" : "zh"; localStorage.setItem("gw-lang", LANG);
+    $("#lang").textContent = LANG === "zh" ? "EN" : "中文";
+    applyLabels(); renderQueue(); if (state.selected) showTicket(state.selected);
+  });
+  $("#logout").addEventListener("click", () => { sessionStorage.removeItem("gw-token"); location.reload(); });
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) { sessionStorage.setItem("gw-token", decodeURIComponent(m[1])); history.replaceState(null, "", location.pathname); }
+  state.token = sessionStorage.getItem("gw-token");
+  $("#login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    state.token = $("#token").value.trim();
+    sessionStorage.setItem("gw-token", state.token);
+    start();
+  });
+  if (state.token) start(); else showLogin();
+}
+
+boot();
