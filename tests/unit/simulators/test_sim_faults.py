@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from simulators.faults import MAIN_FIELD, malformed
 from simulators.messages import TEMPLATES, Message, TsCache
-from simulators.scenario import MALFORMED_CLASSES, FaultSpec
+from simulators.scenario import MALFORMED_CLASSES
 
 T = 1_784_012_400  # 2026-07-14T07:00:00Z
 TS = TsCache()
@@ -122,14 +122,12 @@ def test_an_unknown_class_is_refused() -> None:
 
 def test_malformed_rate_and_classes_follow_the_scenario() -> None:
     from simulators.engine import Simulation
-    from simulators.scenario import load_scenario
+    from simulators.scenario import parse_scenario
 
-    sc = load_scenario("dry-weekday").with_overrides(duration="1h")
-    doc = sc.model_dump()
-    faults = FaultSpec(malformed=0.05, malformed_classes=["nan", "oversize"])
-    sc = type(sc).model_validate({**doc, "duration": "1h", "tick": "10s",
-                                  "weather": {}, "incidents": {}, "complaints": {},
-                                  "faults": faults.model_dump() | {"fault_duration": "30min"}})  # fmt: skip
+    sc = parse_scenario(
+        "name: t\nstart: 2026-07-14T07:00:00Z\nduration: 1h\ncity: {size: small}\n"
+        "faults: {malformed: 0.05, malformed_classes: [nan, oversize]}\n"
+    )
     sim = Simulation(sc, np.random.default_rng(0))
     messages = list(sim.messages())
     bad = [f for f in sim.truth.faults if f["fault"] == "malformed"]
