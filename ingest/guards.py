@@ -17,13 +17,15 @@ reading cannot be told apart from a genuine repeat and is not deduplicated
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 DEFAULT_WINDOW = 64
 DEFAULT_MAX_DEVICES = 65_536
 DEFAULT_RATE_PER_S = 1.0
 DEFAULT_BURST = 30.0
+# CPython's hash() never returns -1, so its 8 bytes mark an empty slot.
+_EMPTY = (-1).to_bytes(8, "little", signed=True)
 
 
 @dataclass
@@ -36,11 +38,34 @@ class GuardStats:
     evicted_devices: int = 0  # device states dropped by the LRU bound
 
 
-@dataclass
 class _DeviceState:
-    tokens: float
-    last_s: float
-    seen: dict[int, None] = field(default_factory=dict)
+    """Token bucket plus a ring of the last ``window`` duplicate keys.
+
+    The ring is one ``bytearray`` of 8-byte keys (≈ 0.6 kB per device at window 64,
+    against ≈ 5 kB for a dict), searched with ``bytearray.find`` at C speed.
+    """
+
+    __slots__ = ("last_s", "pos", "ring", "tokens")
+
+    def __init__(self, tokens: float, last_s: float, window: int) -> None:
+        self.tokens = tokens
+        self.last_s = last_s
+        self.ring = bytearray(_EMPTY * window)
+        self.pos = 0
+
+    def seen(self, key: bytes) -> bool:
+        ring = self.ring
+        i = ring.find(key)
+        while i >= 0:
+            if i % 8 == 0:  # a match straddling two slots is not a match
+                return True
+            i = ring.find(key, i + 1)
+        return False
+
+    def remember(self, key: bytes, window: int) -> None:
+        at = self.pos * 8
+        self.ring[at : at + 8] = key
+        self.pos = (self.pos + 1) % window
 
 
 class DeviceGuards:
@@ -69,7 +94,7 @@ class DeviceGuards:
     def _state(self, device_id: str, now_s: float) -> _DeviceState:
         state = self._devices.get(device_id)
         if state is None:
-            state = _DeviceState(tokens=self.burst, last_s=now_s)
+            state = _DeviceState(self.burst, now_s, self.window)
             self._devices[device_id] = state
             if len(self._devices) > self.max_devices:
                 self._devices.popitem(last=False)
@@ -104,26 +129,18 @@ class DeviceGuards:
         state = self._devices.get(device_id)
         if state is None:  # admit() was not called first (e.g. guards used alone)
             state = self._state(device_id, 0.0)
-        seen = state.seen
-        if key in seen:
+        packed = key.to_bytes(8, "little", signed=True)
+        if state.seen(packed):
             self.stats.duplicates += 1
             return False
-        seen[key] = None
-        if len(seen) > self.window:
-            del seen[next(iter(seen))]
+        state.remember(packed, self.window)
         return True
-
-    def forget(self, device_id: str, key: int) -> None:
-        """Undo ``is_new`` for a key whose message was rejected later on."""
-        state = self._devices.get(device_id)
-        if state is not None:
-            state.seen.pop(key, None)
 
 
 def dedup_key(seq: int | None, ts_ms: int | None, payload: bytes) -> int | None:
     """The duplicate key of one reading (see the module docstring)."""
     if seq is not None:
-        return hash((seq, ts_ms))
+        return hash((seq, ts_ms))  # 64-bit, never -1 (the empty-slot mark) in CPython
     if ts_ms is not None:
         return hash((payload, ts_ms))
     return None

@@ -88,7 +88,27 @@ def test_window_is_bounded_per_device() -> None:
         assert guards.is_new("d", dedup_key(seq, 0, b""))
     assert not guards.is_new("d", dedup_key(4, 0, b""))
     assert guards.is_new("d", dedup_key(0, 0, b""))  # forgotten: outside the window
-    assert len(guards._devices["d"].seen) == 3
+    assert len(guards._devices["d"].ring) == 3 * 8
+
+
+def test_keys_only_match_whole_slots() -> None:
+    guards = DeviceGuards(window=2)
+    a = int.from_bytes(b"\x01\x02\x03\x04\x05\x06\x07\x08", "little", signed=True)
+    b = int.from_bytes(b"\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", "little", signed=True)
+    straddling = int.from_bytes(b"\x05\x06\x07\x08\x09\x0a\x0b\x0c", "little", signed=True)
+    assert guards.is_new("d", a)
+    assert guards.is_new("d", b)
+    assert guards.is_new("d", straddling)  # its bytes occur across the a|b boundary
+    assert not guards.is_new("d", b)
+
+
+@pytest.mark.parametrize("window", [1, 64, 4096])
+def test_window_sizes(window: int) -> None:
+    guards = DeviceGuards(window=window)
+    keys = [dedup_key(s, 1_795_420_800_000 + s, b"") for s in range(window + 1)]
+    assert all(guards.is_new("d", k) for k in keys)
+    assert not guards.is_new("d", keys[-1])
+    assert guards.is_new("d", keys[0])  # the oldest fell out of the window
 
 
 def test_device_count_is_bounded_lru() -> None:
