@@ -11,7 +11,8 @@ Order of checks, cheapest and most trusted first:
 2. payload size (``too_large``), before any parsing;
 3. registry: unknown device (``unknown_device``); the topic kind must be the device's
    kind in the registry (``topic_mismatch``);
-4. per-device token bucket (``rate_limited``);
+4. per-device token bucket (``rate_limited``), one token per message, and one more per
+   extra reading once the message is decoded;
 5. strict JSON (``malformed``, ``non_finite``, ``schema``), see ``ingest.strictjson``;
 6. payload shape: a JSON array is a SenML pack (``ingest.senml``); on camera topics an
    object with ``Topic``/``NotificationMessage``/``Frame`` is ONVIF (``ingest.onvif``);
@@ -211,7 +212,9 @@ class Decoder:
                     raw,
                 )
             )
-        return self._dedup(device_id, readings, keys)
+        fresh = self._dedup(device_id, readings, keys)
+        self.guards.charge(device_id, len(fresh) - 1)
+        return fresh
 
     def _drafts(self, kind: str, device_id: str, body: Any, received_ms: float) -> list[Draft]:
         if isinstance(body, list):

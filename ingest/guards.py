@@ -4,6 +4,10 @@ State is bounded: at most ``max_devices`` devices are remembered (least recently
 evicted first) and each remembers at most ``window`` recent duplicate keys. The clock is
 injected: every call passes the message's ``received_at``; nothing here reads the time.
 
+Rate. One token per message, taken before the payload is parsed (junk floods cost no
+parsing); a message that yields ``n`` readings is then charged ``n - 1`` more, so a SenML
+pack cannot multiply a device's reading rate.
+
 Duplicate keys. A reading with a device ``seq`` is keyed by ``(seq, event time)`` when
 the time came from the payload, so a redelivered or retransmitted reading (same seq,
 same timestamp) is dropped while a device that rebooted and restarted its ``seq`` at 0
@@ -116,6 +120,16 @@ class DeviceGuards:
             return True
         self.stats.rate_limited += 1
         return False
+
+    def charge(self, device_id: str, extra: float) -> None:
+        """Take ``extra`` more tokens after the fact (a pack of several readings).
+
+        The bucket may go into debt, down to ``-burst``: the pack itself is accepted (a
+        device forwarding its backlog is not refused), the device's next messages wait.
+        """
+        state = self._devices.get(device_id)
+        if state is not None and extra > 0:
+            state.tokens = max(-self.burst, state.tokens - extra)
 
     def is_new(self, device_id: str, key: int | None) -> bool:
         """True if ``key`` was not seen recently for this device (and remember it).

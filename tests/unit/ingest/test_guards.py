@@ -159,6 +159,18 @@ def test_decoder_rate_limits_per_device(make_decoder: Callable[..., Decoder]) ->
     assert decoder.stats.guards.rate_limited == 2
 
 
+def test_packs_are_charged_per_reading(make_decoder: Callable[..., Decoder]) -> None:
+    decoder = make_decoder(rate_per_s=1.0, burst=5)
+    bt = NOW.timestamp() - 600
+    pack = [{"bt": bt, "n": "level", "u": "cm", "v": 1}]
+    pack += [{"n": "level", "u": "cm", "v": 1, "t": i} for i in range(1, 20)]
+    assert len(decoder.decode(WATER, js(pack), NOW)) == 20  # accepted whole, in debt
+    with pytest.raises(ContractError, match="rate_limited"):
+        decoder.decode(WATER, water(1), NOW + timedelta(seconds=5))
+    # Debt is capped at -burst: 5 + 1 tokens of refill at 1/s, so back after 6 s.
+    assert decoder.decode(WATER, water(1), NOW + timedelta(seconds=6))
+
+
 def test_unknown_devices_hold_no_state(decoder: Decoder) -> None:
     for i in range(50):
         with pytest.raises(ContractError, match="unknown_device"):
