@@ -160,6 +160,11 @@ def _handlers(app: FastAPI) -> None:
     async def other(_: Request, exc: TicketError) -> JSONResponse:
         return _error(400, "bad_request", str(exc))
 
+    @app.exception_handler(OverflowError)
+    async def overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # gridwatch.contracts' UTC check lets datetime overflow escape as OverflowError
+        return _error(422, "invalid", f"value out of range: {exc}")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         if request.url.path.startswith("/open311/"):
