@@ -255,6 +255,10 @@ def simulate(
     start: Annotated[
         str | None, typer.Option(help="now | scenario | RFC 3339 (default: now for mqtt).")
     ] = None,
+    complaints: Annotated[
+        str,
+        typer.Option(help="Also call the hotline: none, or kafka (gw.complaints, at their time)."),
+    ] = "none",
     provision: Annotated[
         bool,
         typer.Option(
@@ -280,6 +284,14 @@ def simulate(
     if to == "mqtt":
         city = generate_city(sc.city.seed, sc.city.size, max_devices=sc.city.max_devices)
         sink = _MqttSink({d["device_id"] for d in city.devices})
+    if complaints not in ("none", "kafka"):
+        raise typer.BadParameter("--complaints must be none or kafka")
+    hotline = None
+    if complaints == "kafka":
+        from gridwatch.cli import settings
+        from simulators.complaints_out import KafkaComplaintSink
+
+        hotline = KafkaComplaintSink(settings().kafka)
     with _progress() as progress:
         task = progress.add_task(f"{sc.name}", total=sc.duration, info="")
 
@@ -288,11 +300,19 @@ def simulate(
 
         try:
             result = run_scenario(
-                sc, out_dir, start=_start(start, to), speed=speed, on_message=sink, progress=advance
+                sc,
+                out_dir,
+                start=_start(start, to),
+                speed=speed,
+                on_message=sink,
+                progress=advance,
+                on_complaint=hotline,
             )
         finally:
             if sink is not None:
                 sink.close()
+            if hotline is not None:
+                hotline.close()
     s, truth = result.summary, result.truth
     cats = Counter(i.category.value for i in truth.incidents)
     faults = Counter(f["fault"] for f in truth.faults)
@@ -305,6 +325,7 @@ def simulate(
         *((f"  {k}", v) for k, v in sorted(cats.items())),
         ("complaint-worthy", sum(1 for i in truth.incidents if i.complaint_worthy_at)),
         ("complaints", len(truth.complaints)),
+        ("complaints sent", "none" if hotline is None else f"{len(truth.complaints)} to Kafka"),
         ("faults", len(truth.faults)),
         *((f"  {k}", v) for k, v in sorted(faults.items())),
         ("output", str(out_dir)),

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gridwatch.contracts import Complaint
+from simulators.complaints_out import ComplaintFeed
 from simulators.engine import Simulation
 from simulators.messages import Message
 from simulators.output import RunSummary, write_jsonl, write_run_info
@@ -57,6 +59,7 @@ def run_scenario(
     speed: float | None = None,
     on_message: Callable[[Message], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_complaint: Callable[[Complaint], None] | None = None,
 ) -> RunResult:
     """Simulate ``scenario`` into ``out_dir`` (messages.jsonl, truth files, city/)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -64,8 +67,11 @@ def run_scenario(
     sim.city.write(out_dir / "city")
     wall0, cpu0 = time.monotonic(), time.process_time()
     counter = [0]
+    feed = ComplaintFeed(sim.truth.complaints, on_complaint) if on_complaint else None
 
     def each(msg: Message) -> None:
+        if feed is not None:
+            feed.advance(msg.at)
         if on_message is not None:
             on_message(msg)
         counter[0] += 1
@@ -73,6 +79,8 @@ def run_scenario(
             progress(msg.at - sim.start)
 
     summary = write_jsonl(paced(sim.messages(), speed), out_dir / "messages.jsonl", on_message=each)
+    if feed is not None:
+        feed.finish()
     if progress is not None:
         progress(sim.run_s)
     sim.truth.write(out_dir)

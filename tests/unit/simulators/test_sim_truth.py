@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -177,3 +177,48 @@ def test_truth_is_deterministic() -> None:
         )
     assert runs[0] == runs[1]
     assert datetime.fromisoformat(runs[0][0][0]["start"]).tzinfo is not None
+
+
+def test_complaint_feed_releases_complaints_in_time_order_as_the_run_advances() -> None:
+    from simulators.complaints_out import ComplaintFeed
+
+    def complaint(cid: str, ts: int) -> Complaint:
+        return Complaint(
+            complaint_id=cid, ts=datetime.fromtimestamp(ts, UTC), category=Category.CROWDING,
+            lon=121.4, lat=31.2, grid_id="G",
+        )  # fmt: skip
+
+    source = [complaint("late", 500), complaint("early", 100)]
+    got: list[str] = []
+    feed = ComplaintFeed(source, lambda c: got.append(c.complaint_id))
+    feed.advance(50)
+    assert got == []
+    feed.advance(100)
+    assert got == ["early"]
+    source.append(complaint("mid", 300))  # decided later in the run, due before "late"
+    feed.advance(400)
+    assert got == ["early", "mid"]
+    feed.finish()
+    assert got == ["early", "mid", "late"] and feed.delivered == 3
+
+
+def test_run_scenario_calls_the_hotline_at_complaint_time(tmp_path) -> None:
+    from simulators.runner import run_scenario
+    from simulators.scenario import load_scenario
+
+    sc = load_scenario("rainstorm-50y").with_overrides(duration="100min")
+    calls: list[tuple[int, Complaint]] = []
+    last_at = [0]
+
+    def on_message(msg) -> None:  # type: ignore[no-untyped-def]
+        last_at[0] = msg.at
+
+    result = run_scenario(
+        sc, tmp_path, on_message=on_message,
+        on_complaint=lambda c: calls.append((last_at[0], c)),
+    )  # fmt: skip
+    assert calls and len(calls) == len(result.truth.complaints)
+    for published_before, c in calls:
+        # Delivered before the first message published after its time.
+        assert published_before <= c.ts.timestamp()
+    assert [c.ts for _, c in calls] == sorted(c.ts for _, c in calls)
