@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gridwatch.contracts import Alert, Category, Complaint, Severity, incident_key
+from gridwatch.contracts import Alert, AlertKind, Category, Complaint, Severity, incident_key
 from gridwatch.registry import Registry
 from tickets.service import TicketService
 
@@ -20,7 +20,7 @@ def seed_demo(service: TicketService, registry: Registry, now: datetime) -> int:
         site = p.device.site or p.device.device_id
         key = incident_key(p.grid_id, cat, site)
         t0 = now - timedelta(minutes=40 - i * 3)
-        kind = "forecast" if i % 3 == 0 else "observed"
+        kind: AlertKind = "forecast" if i % 3 == 0 else "observed"
         readings = [
             {"ts": (t0 - timedelta(minutes=10 - m)).isoformat(), "value": round(m * 1.4 + i, 1)}
             for m in range(11)

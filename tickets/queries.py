@@ -49,7 +49,7 @@ class TicketFilter:
     offset: int = 0
 
 
-def _filtered(f: TicketFilter) -> Select[tuple[Ticket]]:
+def _filtered(f: TicketFilter) -> Select[Ticket]:
     q = select(Ticket)
     if f.state:
         q = q.where(Ticket.state.in_(f.state))
@@ -225,13 +225,16 @@ def kpis(
 
 def precision_report(s: Session) -> dict[str, Any]:
     """Outcome feedback: precision per rule version, per model version and per sensor."""
-    closed = list(
+    rows = list(
         s.execute(
             select(Ticket.id, Ticket.closing_code, Ticket.rule_version, Ticket.model_version).where(
                 Ticket.closing_code.is_not(None), Ticket.source != "complaint"
             )
         )
     )
+    closed: list[tuple[str, str, str, str]] = [
+        (tid, code or "", rv, mv) for tid, code, rv, mv in rows
+    ]
     codes = {tid: code for tid, code, _, _ in closed}
     sensors: list[tuple[str, str]] = []
     if codes:

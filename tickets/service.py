@@ -16,36 +16,30 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
-from uuid import uuid4
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gridwatch.contracts import Alert, Category, Complaint, Severity, TicketEvent, incident_key
-from gridwatch.registry import Registry
+from gridwatch.contracts import Alert, Category, incident_key
 from tickets import rules
-from tickets.config import TicketsConfig
-from tickets.db import make_engine, migrate, read_session_factory, session_factory
-from tickets.errors import IllegalTransition, StoreError, TicketError, TicketNotFound
-from tickets.errors import UnknownLocation as UnknownLocation  # re-exported for callers
-from tickets.models import AuditRow, ComplaintRow, Evidence, NearMiss, OutboxRow, SeenAlert, Ticket
+from tickets.complaints import ComplaintIntake, ComplaintOutcome
+from tickets.errors import (
+    IllegalTransition,
+    TicketError,
+    UnknownLocation,
+)
+from tickets.models import Evidence, NearMiss, SeenAlert, Ticket
+from tickets.sla import SlaSweeper
+from tickets.store import SYSTEM, utc_now
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-MAX_ATTEMPTS = 8
 MAX_EVIDENCE_BYTES = 32_000
-SYSTEM = "system"
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["ComplaintOutcome", "RaiseOutcome", "TicketService", "UnknownLocation", "utc_now"]
 
 
 @dataclass(frozen=True)
@@ -61,72 +55,8 @@ class RaiseOutcome:
         return self.action == "duplicate"
 
 
-@dataclass(frozen=True)
-class ComplaintOutcome:
-    complaint_id: str
-    ticket_id: str
-    grid_id: str
-    linked: bool  # joined an existing ticket (else a reactive ticket was opened)
-    pre_empted: bool  # a proactive ticket existed before the complaint
-    lead_min: float | None
-    duplicate: bool = False
-
-
-class TicketService:
+class TicketService(ComplaintIntake, SlaSweeper):
     """Raise, link, act on and sweep tickets. Thread-safe; one instance per process."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        config: TicketsConfig,
-        registry: Registry,
-        *,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.engine = engine
-        self.config = config
-        self.registry = registry
-        self.clock = clock
-        self.session = session_factory(engine)
-        self.read_session = read_session_factory(engine)
-
-    @classmethod
-    def from_url(
-        cls,
-        db_url: str,
-        registry: Registry,
-        config: TicketsConfig | None = None,
-        *,
-        run_migrations: bool = True,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> TicketService:
-        engine = make_engine(db_url)
-        if run_migrations:
-            migrate(engine)
-        cfg = config if config is not None else TicketsConfig(db_url=db_url)
-        return cls(engine, cfg, registry, clock=clock)
-
-    # -- transactions ---------------------------------------------------------------
-
-    def _retrying(self, work: Callable[[Session], T], on_conflict: Callable[[], T | None]) -> T:
-        """Run ``work`` in a transaction, retrying races the database caught for us."""
-        last: Exception | None = None
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                with self.session.begin() as s:
-                    return work(s)
-            except IntegrityError as exc:
-                last = exc
-                settled = on_conflict()
-                if settled is not None:
-                    return settled
-            except OperationalError as exc:
-                # deadlock / serialization failure / SQLite busy: try again
-                last = exc
-                log.warning("ticket transaction retried error=%s", type(exc.orig).__name__)
-        raise StoreError(f"ticket store conflict not resolved after {MAX_ATTEMPTS} tries: {last}")
-
-    # -- raising ---------------------------------------------------------------------
 
     def raise_alert(self, alert: Alert) -> RaiseOutcome:
         """Apply one alert: idempotent by ``alert_id``; one active ticket per incident."""
@@ -196,14 +126,6 @@ class TicketService:
         s.flush()
         return RaiseOutcome(alert.alert_id, d.action, ticket.id, ticket.state, d.escalate)
 
-    def _active(self, s: Session, key: str) -> Ticket | None:
-        q = (
-            select(Ticket)
-            .where(Ticket.incident_key == key, Ticket.state.in_(rules.ACTIVE_STATES))
-            .with_for_update()
-        )
-        return s.scalars(q).first()
-
     def _create_from_alert(self, s: Session, alert: Alert, state: str) -> Ticket:
         lon, lat = alert.lon, alert.lat
         if lon is None or lat is None:
@@ -231,62 +153,6 @@ class TicketService:
         s.flush()  # the unique partial index speaks here if another worker won
         self._record(s, ticket, "create", None, alert.ts, SYSTEM, alert.why or "raised")
         return ticket
-
-    def _new_ticket(
-        self,
-        *,
-        key: str,
-        category: str,
-        severity: str,
-        grid_id: str,
-        district_id: str,
-        site: str | None,
-        lon: float | None,
-        lat: float | None,
-        source: str,
-        ts: datetime,
-        state: str,
-        why: str,
-    ) -> Ticket:
-        micro = (
-            self.registry.locate(lon, lat, "micro_grid")
-            if lon is not None and lat is not None
-            else None
-        )
-        roster = self.config.roster_for(grid_id)
-        inspector = roster.inspectors[zlib.crc32(key.encode()) % len(roster.inspectors)]
-        t = Ticket(
-            id=f"TK-{uuid4().hex[:12].upper()}",
-            incident_key=key,
-            category=category,
-            severity=severity,
-            state=state,
-            source=source,
-            grid_id=grid_id,
-            district_id=district_id,
-            micro_grid_id=micro,
-            site=site,
-            lon=lon,
-            lat=lat,
-            why=why[:500],
-            created_at=ts,
-            assignee=inspector,
-            agency=self.config.agency_for(grid_id, category),
-            ack_breached=False,
-            resolve_breached=False,
-            escalation_stage=0,
-            evidence_count=0,
-            rule_version="",
-            model_version="",
-            updated_at=self.clock(),
-        )
-        if state == "open":
-            self._open(t, ts)
-        return t
-
-    def _open(self, t: Ticket, ts: datetime) -> None:
-        t.opened_at = ts
-        t.ack_due, t.resolve_due = rules.due_times(self.config.sla_for(t.category), ts)
 
     def _device_point(self, evidence: dict[str, Any]) -> tuple[float | None, float | None]:
         for dev in _device_ids(evidence):
@@ -316,55 +182,6 @@ class TicketService:
             )
         )
         t.evidence_count = (t.evidence_count or 0) + 1
-
-    def _record(
-        self,
-        s: Session,
-        t: Ticket,
-        action: str,
-        from_state: str | None,
-        ts: datetime,
-        actor: str,
-        reason: str,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        """The audit row and the outbox row of one change, in the caller's transaction."""
-        t.updated_at = self.clock()
-        s.add(
-            AuditRow(
-                ticket_id=t.id,
-                ts=ts,
-                actor=actor[:64],
-                action=action,
-                from_state=from_state,
-                to_state=t.state,
-                reason=reason[:500],
-                detail=detail or {},
-            )
-        )
-        event = TicketEvent(
-            event_id=uuid4().hex,
-            ticket_id=t.id,
-            incident_key=t.incident_key,
-            event=action[:32],
-            state=t.state,  # type: ignore[arg-type]  # states are checked by rules
-            category=Category(t.category),
-            severity=Severity(t.severity),
-            grid_id=t.grid_id,
-            ts=ts,
-            actor=actor[:64],
-            reason=reason[:500],
-        )
-        s.add(
-            OutboxRow(
-                event_id=event.event_id,
-                ticket_id=t.id,
-                key=t.incident_key,
-                payload=event.model_dump(mode="json"),
-                created_at=self.clock(),
-                attempts=0,
-            )
-        )
 
     # -- near misses -------------------------------------------------------------------
 
@@ -401,121 +218,6 @@ class TicketService:
 
     # -- complaints -------------------------------------------------------------------
 
-    def file_complaint(self, complaint: Complaint) -> ComplaintOutcome:
-        """Link a complaint to its incident's active ticket, or open a reactive ticket."""
-        grid = complaint.grid_id or self.registry.locate(complaint.lon, complaint.lat, "grid")
-        if grid is None:
-            raise UnknownLocation(
-                f"complaint {complaint.complaint_id!r} at ({complaint.lon}, {complaint.lat}) "
-                "lies in no grid"
-            )
-        return self._retrying(
-            lambda s: self._complaint_once(s, complaint, grid),
-            lambda: self._complaint_seen(complaint.complaint_id),
-        )
-
-    def _complaint_seen(self, complaint_id: str) -> ComplaintOutcome | None:
-        with self.read_session() as s:
-            row = s.get(ComplaintRow, complaint_id)
-            return None if row is None else _complaint_outcome(row, duplicate=True)
-
-    def _complaint_once(self, s: Session, c: Complaint, grid: str) -> ComplaintOutcome:
-        existing = s.get(ComplaintRow, c.complaint_id)
-        if existing is not None:
-            return _complaint_outcome(existing, duplicate=True)
-        key = incident_key(grid, c.category)
-        q = (
-            select(Ticket)
-            .where(
-                Ticket.grid_id == grid,
-                Ticket.category == c.category.value,
-                Ticket.state.in_(rules.ACTIVE_STATES),
-            )
-            .order_by(Ticket.created_at)
-            .with_for_update()
-        )
-        candidates = list(s.scalars(q))
-        match = next(
-            (
-                t
-                for t in candidates
-                if rules.complaint_matches(
-                    (t.lon, t.lat) if t.lon is not None and t.lat is not None else None,
-                    t.created_at,
-                    (c.lon, c.lat),
-                    c.ts,
-                    self.config.complaint_link_distance_m,
-                    self.config.complaint_link_window_min,
-                )
-            ),
-            None,
-        )
-        if match is None:  # the incident's own key always links, whatever the window
-            match = next((t for t in candidates if t.incident_key == key), None)
-        actor = f"complaint:{c.source}"
-        if match is None:
-            district = (
-                self.registry.ancestor(grid, "district") if grid in self.registry.grids else None
-            )
-            ticket = self._new_ticket(
-                key=key,
-                category=c.category.value,
-                severity="minor",
-                grid_id=grid,
-                district_id=district or grid,
-                site=None,
-                lon=c.lon,
-                lat=c.lat,
-                source="complaint",
-                ts=c.ts,
-                state="open",
-                why=c.description[:200],
-            )
-            s.add(ticket)
-            s.flush()
-            self._record(s, ticket, "create", None, c.ts, actor, f"reactive: {c.description[:200]}")
-            linked, lead = False, None
-        else:
-            ticket, linked = match, True
-            proactive = ticket.created_at if ticket.source != "complaint" else None
-            lead = rules.lead_minutes(proactive, c.ts)
-            if ticket.state == "pre_alert":
-                self._open(ticket, c.ts)
-                ticket.state = "open"
-                self._record(
-                    s, ticket, "promote", "pre_alert", c.ts, actor, "confirmed by a complaint"
-                )
-            self._record(
-                s,
-                ticket,
-                "complaint",
-                ticket.state,
-                c.ts,
-                actor,
-                f"complaint {c.complaint_id} linked",
-                {"complaint_id": c.complaint_id, "lead_min": lead},
-            )
-        row = ComplaintRow(
-            id=c.complaint_id,
-            ts=c.ts,
-            category=c.category.value,
-            lon=c.lon,
-            lat=c.lat,
-            grid_id=grid,
-            description=c.description,
-            source=c.source,
-            ticket_id=ticket.id,
-            linked=linked,
-            pre_empted=lead is not None,
-            lead_min=lead,
-            created_at=self.clock(),
-        )
-        s.add(row)
-        s.flush()
-        return _complaint_outcome(row)
-
-    # -- operator actions ----------------------------------------------------------------
-
     def acknowledge(self, ticket_id: str, actor: str, reason: str = "") -> Ticket:
         return self._transition(ticket_id, "acknowledged", actor, reason)
 
@@ -548,12 +250,6 @@ class TicketService:
             return t
 
         return self._retrying(work, lambda: None)
-
-    def _locked(self, s: Session, ticket_id: str) -> Ticket:
-        t = s.get(Ticket, ticket_id, with_for_update=True)
-        if t is None:
-            raise TicketNotFound(ticket_id)
-        return t
 
     def _transition(
         self,
@@ -594,96 +290,6 @@ class TicketService:
 
     # -- SLA sweep ---------------------------------------------------------------------
 
-    def sweep(self, now: datetime | None = None) -> dict[str, int]:
-        """Escalate, remind and record breaches for every active ticket as of ``now``."""
-        now = now or self.clock()
-        counts = {"escalations": 0, "reminders": 0, "breaches": 0}
-        with self.read_session() as rs:
-            ids = list(
-                rs.scalars(
-                    select(Ticket.id).where(
-                        Ticket.state.in_(("open", "acknowledged", "dispatched"))
-                    )
-                )
-            )
-        for tid in ids:
-            for k, v in self._retrying(
-                lambda s, tid=tid: self._sweep_one(s, tid, now), lambda: None
-            ).items():
-                counts[k] += v
-        return counts
-
-    def _sweep_one(self, s: Session, tid: str, now: datetime) -> dict[str, int]:
-        out = {"escalations": 0, "reminders": 0, "breaches": 0}
-        t = s.get(Ticket, tid, with_for_update=True)
-        if t is None or t.state not in ("open", "acknowledged", "dispatched"):
-            return out
-        if t.state == "open" and t.opened_at is not None:
-            stage = rules.escalation_stage(t.ack_due, now, self.config.escalation)
-            if stage > t.escalation_stage:
-                role = self.config.escalation[stage - 1].role
-                t.escalation_stage, t.assignee = stage, self._who(t, role)
-                self._record(
-                    s,
-                    t,
-                    "escalate",
-                    t.state,
-                    now,
-                    SYSTEM,
-                    f"not acknowledged: stage {stage} → {role}",
-                    {"stage": stage},
-                )
-                out["escalations"] += 1
-            elif rules.reminder_due(
-                t.opened_at, t.last_reminder_at, now, self.config.reminder_every_min
-            ):
-                t.last_reminder_at = now
-                self._record(s, t, "remind", t.state, now, SYSTEM, f"reminder to {t.assignee}")
-                out["reminders"] += 1
-        if (
-            not t.ack_breached
-            and t.acknowledged_at is None
-            and rules.breached(t.ack_due, None, now)
-        ):
-            t.ack_breached = True
-            self._record(
-                s,
-                t,
-                "sla_breach",
-                t.state,
-                now,
-                SYSTEM,
-                "acknowledge target missed",
-                {"target": "acknowledge"},
-            )
-            out["breaches"] += 1
-        if not t.resolve_breached and rules.breached(t.resolve_due, None, now):
-            t.resolve_breached = True
-            self._record(
-                s,
-                t,
-                "sla_breach",
-                t.state,
-                now,
-                SYSTEM,
-                "resolve target missed",
-                {"target": "resolve"},
-            )
-            out["breaches"] += 1
-        return out
-
-    def _who(self, t: Ticket, role: str) -> str:
-        if role == "grid_head":
-            return self.config.roster_for(t.grid_id).grid_head
-        if role == "street_office":
-            street = (
-                self.registry.ancestor(t.grid_id, "street")
-                if t.grid_id in self.registry.grids
-                else None
-            )
-            return f"{street or t.district_id}/office"
-        return f"{t.district_id}/command"
-
 
 def _seen(alert: Alert, ticket_id: str | None, action: str, now: datetime) -> SeenAlert:
     return SeenAlert(
@@ -704,15 +310,3 @@ def _device_ids(evidence: dict[str, Any]) -> list[str]:
     if isinstance(many, list):
         ids.extend(d for d in many if isinstance(d, str) and d not in ids)
     return ids[:32]
-
-
-def _complaint_outcome(row: ComplaintRow, duplicate: bool = False) -> ComplaintOutcome:
-    return ComplaintOutcome(
-        complaint_id=row.id,
-        ticket_id=row.ticket_id,
-        grid_id=row.grid_id,
-        linked=row.linked,
-        pre_empted=row.pre_empted,
-        lead_min=row.lead_min,
-        duplicate=duplicate,
-    )
