@@ -56,8 +56,16 @@ class _Group:
         self.frozen: dict[int, tuple] = {}
         self.lon = np.array([p.device.lon for p in places])
         self.lat = np.array([p.device.lat for p in places])
+        # Devices of a kind usually share one interval: precompute who reports at each
+        # phase so a tick only looks up its list.
+        self._by_phase: list[np.ndarray] | None = None
+        if self.n and (self.period == self.period[0]).all():
+            p = int(self.period[0])
+            self._by_phase = [np.flatnonzero(self.phase == r) for r in range(p)]
 
     def due(self, k: int) -> np.ndarray:
+        if self._by_phase is not None:
+            return self._by_phase[k % len(self._by_phase)]
         return np.flatnonzero((k - self.phase) % self.period == 0)
 
     def attrs(self, name: str, default: float) -> np.ndarray:
@@ -213,6 +221,15 @@ class Simulation:
             ),
         }
         self.vendor_n = rng.integers(1, 4, len(self.schedules[Category.STREET_VENDOR]))
+        self.schedule_arrays: dict[Category, tuple[np.ndarray, ...]] = {}
+        for cat, sched in self.schedules.items():
+            arr = np.array(sched, dtype=float).reshape(-1, 3)
+            weight = (
+                self.vendor_n.astype(float)
+                if cat is Category.STREET_VENDOR
+                else np.ones(len(sched))
+            )
+            self.schedule_arrays[cat] = (arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2], weight)
 
     def _trackers(self) -> dict[Category, IncidentTracker]:
         g, sc = self.groups, self.scenario.complaints

@@ -49,16 +49,12 @@ def _event_state(sim: Simulation, rel: int) -> None:
 
 
 def _active_counts(sim: Simulation, rel: int) -> dict[Category, np.ndarray]:
+    """Per camera, how many scheduled incidents (vendors: how many stalls) are on now."""
     n = sim.groups["camera"].n
     out = {}
-    for cat, sched in sim.schedules.items():
-        counts = np.zeros(n, dtype=np.int64)
-        for j, (cam, a, b) in enumerate(sched):
-            if a > rel:
-                break
-            if rel < b:
-                counts[cam] += int(sim.vendor_n[j]) if cat is Category.STREET_VENDOR else 1
-        out[cat] = counts
+    for cat, (cams, starts, ends, weight) in sim.schedule_arrays.items():
+        on = (starts <= rel) & (rel < ends)
+        out[cat] = np.bincount(cams[on], weights=weight[on], minlength=n).astype(np.int64)
     return out
 
 

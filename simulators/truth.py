@@ -152,6 +152,8 @@ class IncidentTracker:
     ) -> None:
         is_open = self.open >= 0
         active = np.where(is_open, stay, start)
+        if not (active.any() or is_open.any()):
+            return  # nothing happening at any site (most of the time)
         for i in np.flatnonzero(is_open & ~active):
             inc = self.incidents[self.open[i]]
             inc.end = t
