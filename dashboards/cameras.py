@@ -3,8 +3,8 @@ a rolling baseline, water cover, camera status."""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import table, timeseries
 
 from dashboards.common import (
     AREA,

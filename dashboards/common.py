@@ -84,7 +84,7 @@ def ticket_annotation() -> InfluxAnnotation:
     """Tickets raised, drawn on every time series of the dashboard."""
     query = (
         'SELECT "reason", "ticket_id", "incident", "category", "severity", "state" '
-        f"FROM \"ticket\" WHERE \"event\" = 'create' AND {GRID} AND {TIME}"
+        f'FROM "ticket" WHERE "event" = \'create\' AND {GRID} AND {TIME}'
     )
     return (
         InfluxAnnotation("工单 Tickets", query)

@@ -32,13 +32,13 @@ def _seen_within(window: str) -> InfluxQL:
         'SELECT count("qc") AS "devices" FROM '
         f'(SELECT last("qc") AS "qc" FROM {READINGS} WHERE {AREA} AND time > now() - {window} '
         'GROUP BY "device")'
-    )
+    ).alias("$measurement")
 
 
 def reporting() -> stat.Panel:
     return kpi(
         "在线设备",
-        f"Devices that reported within the last {SILENT_AFTER} (any reading kind).",
+        f"Devices that reported within the last {SILENT_AFTER}, per reading kind.",
         _seen_within(SILENT_AFTER),
         thresholds=thresholds((None, "blue")),
     )
@@ -47,7 +47,7 @@ def reporting() -> stat.Panel:
 def seen_today() -> stat.Panel:
     return kpi(
         "24小时内上报",
-        f"Devices that reported within the last {DEAD_AFTER}. Those not reporting within "
+        f"Devices that reported within the last {DEAD_AFTER}, per kind. Those not reporting within "
         f"{SILENT_AFTER} are silent (静默); registered devices absent here are dead (失联).",
         _seen_within(DEAD_AFTER),
         thresholds=thresholds((None, "blue")),
@@ -76,7 +76,7 @@ def device_faults() -> bargauge.Panel:
         [
             InfluxQL(
                 'SELECT count("probability") FROM "alert" '
-                f"WHERE \"category\" = 'device_fault' AND {AREA} AND {TIME} GROUP BY \"severity\""
+                f'WHERE "category" = \'device_fault\' AND {AREA} AND {TIME} GROUP BY "severity"'
             ).alias("$tag_severity")
         ],
         thresholds=thresholds((None, "green"), (1, "orange")),

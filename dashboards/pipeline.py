@@ -3,8 +3,8 @@ tickets raised per hour (measurement ``pipeline``, tags stage/instance/reason)."
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.models import common as cm
 
 from dashboards.common import (
@@ -93,11 +93,11 @@ def sink_latency() -> timeseries.Panel:
         [
             InfluxQL(
                 'SELECT max("sink_ms_p50") AS "sink p50", max("sink_ms_p99") AS "sink p99" '
-                f"FROM \"pipeline\" WHERE {STREAMS} AND {TIME} {INTERVAL} fill(none)"
+                f'FROM "pipeline" WHERE {STREAMS} AND {TIME} {INTERVAL} fill(none)'
             ).alias("$col"),
             InfluxQL(
                 'SELECT max("produce_ms_p99") AS "produce p99", max("ack_ms_p99") AS "ack p99" '
-                f"FROM \"pipeline\" WHERE {INGEST} AND {TIME} {INTERVAL} fill(none)"
+                f'FROM "pipeline" WHERE {INGEST} AND {TIME} {INTERVAL} fill(none)'
             ).alias("$col"),
         ],
         unit="ms",

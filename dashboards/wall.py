@@ -40,7 +40,7 @@ def active_incidents() -> stat.Panel:
         "dispatched within the time range (ticket events from the outbox relay).",
         InfluxQL(
             'SELECT count(distinct("incident")) AS "incidents" FROM "ticket" '
-            f"WHERE \"state\" =~ /^({OPEN_STATES})$/ AND {GRID} AND {TIME}"
+            f'WHERE "state" =~ /^({OPEN_STATES})$/ AND {GRID} AND {TIME}'
         ),
         thresholds=thresholds((None, "green"), (1, "orange"), (5, "red")),
     )
@@ -135,8 +135,7 @@ def max_risk() -> stat.Panel:
         "最高风险",
         "Highest flood/overflow risk (0-1) assessed for any device in the last 15 minutes.",
         InfluxQL(
-            'SELECT max("risk") AS "risk" FROM "assessment" '
-            f"WHERE {AREA} AND time > now() - 15m"
+            f'SELECT max("risk") AS "risk" FROM "assessment" WHERE {AREA} AND time > now() - 15m'
         ),
         unit="percentunit",
         thresholds=risk_thresholds(),
@@ -175,8 +174,7 @@ def sensor_map() -> geomap.Panel:
         )
 
     risk = InfluxQL(
-        'SELECT last("risk") AS "risk" FROM "assessment" '
-        f'WHERE {AREA} AND {TIME} GROUP BY "device"'
+        f'SELECT last("risk") AS "risk" FROM "assessment" WHERE {AREA} AND {TIME} GROUP BY "device"'
     ).table()
     status = InfluxQL(
         'SELECT last("qc") AS "qc" FROM "water", "rain", "bike", "camera" '

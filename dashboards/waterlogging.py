@@ -82,16 +82,25 @@ def depth_with_forecast() -> timeseries.Panel:
         unit="lengthcm",
         thresholds=depth_thresholds(),
     )
-    band = {"custom.lineWidth": 0, "custom.fillOpacity": 0, "custom.hideFrom": {
-        "legend": True, "tooltip": False, "viz": False}}
+    band = {
+        "custom.lineWidth": 0,
+        "custom.fillOpacity": 0,
+        "custom.hideFrom": {"legend": True, "tooltip": False, "viz": False},
+    }
     return (
         panel.repeat("site")
         .repeat_direction("h")
         .with_override(*override("+30 q10", band))
-        .with_override(*override("+30 q90", {**band, "custom.fillBelowTo": "+30 q10",
-                                             "custom.fillOpacity": 20}))
-        .with_override(*override("实测", {"custom.lineWidth": 3,
-                                          "color": {"mode": "fixed", "fixedColor": "blue"}}))
+        .with_override(
+            *override(
+                "+30 q90", {**band, "custom.fillBelowTo": "+30 q10", "custom.fillOpacity": 20}
+            )
+        )
+        .with_override(
+            *override(
+                "实测", {"custom.lineWidth": 3, "color": {"mode": "fixed", "fixedColor": "blue"}}
+            )
+        )
     )
 
 
