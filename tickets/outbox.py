@@ -22,7 +22,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from tickets.models import OutboxRow
 log = logging.getLogger(__name__)
 
 TOPIC = "gw.tickets"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MEASUREMENT = "ticket"
 
 
@@ -217,3 +218,43 @@ class FanoutPublisher:
     async def publish(self, batch: Sequence[OutboxMessage]) -> None:
         for p in self.publishers:
             await p.publish(batch)
+
+
+# -- wire formats for the real sinks (the lead wires the clients) ---------------------
+
+
+def kafka_record(m: OutboxMessage) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) for topic ``gw.tickets``: keyed by incident, ``event_id``
+    in a header so consumers can drop a re-delivered event."""
+    headers = [("event_id", m.event_id.encode()), ("outbox_seq", str(m.seq).encode())]
+    return m.key.encode(), m.event.model_dump_json().encode(), headers
+
+
+def _tag(v: str) -> str:
+    return v.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _str_field(v: str) -> str:
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def influx_line(m: OutboxMessage) -> str:
+    """One InfluxDB line (measurement ``ticket``, ms precision) for an event.
+
+    Tags are bounded (grid, category, severity); ids, states and actors are fields. Two
+    events of one grid/category/severity in the same millisecond share a point (the
+    later wins), as every InfluxDB write in GridWatch is idempotent by series and time.
+    """
+    e = m.event
+    tags = f"grid={_tag(e.grid_id)},category={_tag(e.category.value)},severity={e.severity.value}"
+    fields = ",".join(
+        [
+            f"event={_str_field(e.event)}",
+            f"state={_str_field(e.state)}",
+            f"ticket_id={_str_field(e.ticket_id)}",
+            f"actor={_str_field(e.actor)}",
+            f"seq={m.seq}i",
+        ]
+    )
+    ms = (e.ts - _EPOCH) // timedelta(milliseconds=1)
+    return f"{MEASUREMENT},{tags} {fields} {ms}"

@@ -14,13 +14,16 @@ Construction::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from gridwatch.contracts import Alert, Category, incident_key
@@ -60,14 +63,38 @@ class TicketService(ComplaintIntake, SlaSweeper):
 
     def raise_alert(self, alert: Alert) -> RaiseOutcome:
         """Apply one alert: idempotent by ``alert_id``; one active ticket per incident."""
-        if alert.kind == "maintenance" and alert.category != Category.DEVICE_FAULT:
-            key = incident_key(alert.grid_id, Category.DEVICE_FAULT, alert.site)
-            alert = alert.model_copy(
-                update={"category": Category.DEVICE_FAULT, "incident_key": key}
-            )
+        alert = self._normalise(alert)
         return self._retrying(
             lambda s: self._raise_once(s, alert), lambda: self._seen_outcome(alert.alert_id)
         )
+
+    @staticmethod
+    def _normalise(alert: Alert) -> Alert:
+        """Maintenance alerts always open a ``device_fault`` ticket."""
+        if alert.kind == "maintenance" and alert.category != Category.DEVICE_FAULT:
+            key = incident_key(alert.grid_id, Category.DEVICE_FAULT, alert.site)
+            return alert.model_copy(update={"category": Category.DEVICE_FAULT, "incident_key": key})
+        return alert
+
+    def raise_alerts(self, alerts: Sequence[Alert]) -> list[RaiseOutcome]:
+        """Apply a batch of alerts in one transaction (the stream job's batches).
+
+        If the database reports a race anywhere in the batch, the batch is rolled back
+        and its alerts are applied one by one, each with its own retries.
+        """
+        alerts = [self._normalise(a) for a in alerts]
+        try:
+            with self.session.begin() as s:
+                return [self._raise_once(s, a) for a in alerts]
+        except (IntegrityError, OperationalError):
+            return [self.raise_alert(a) for a in alerts]
+
+    async def araise_alert(self, alert: Alert) -> RaiseOutcome:
+        """``raise_alert`` from async code (runs in a worker thread)."""
+        return await asyncio.to_thread(self.raise_alert, alert)
+
+    async def araise_alerts(self, alerts: Sequence[Alert]) -> list[RaiseOutcome]:
+        return await asyncio.to_thread(self.raise_alerts, alerts)
 
     def _seen_outcome(self, alert_id: str) -> RaiseOutcome | None:
         with self.read_session() as s:

@@ -285,3 +285,42 @@ def test_concurrent_raises_make_one_ticket(service: TicketService, engine: Engin
     assert active == 1
     assert len(ev) == 20
     assert set(ev.values()) == {1}
+
+
+def test_batch_raise_matches_one_by_one(service: TicketService, engine: Engine) -> None:
+    batch = [
+        make_alert("bt1", "forecast", site="x"),
+        make_alert("bt2", "observed", site="x", minutes=5),
+        make_alert("bt2", "observed", site="x", minutes=5),  # re-delivered inside the batch
+        make_alert("bt3", "observed", site="y"),
+        make_alert("bt4", "clear", site="y", minutes=9),
+    ]
+    out = service.raise_alerts(batch)
+    assert [o.action for o in out] == ["create", "promote", "duplicate", "create", "auto_resolve"]
+    assert out[0].ticket_id == out[1].ticket_id == out[2].ticket_id
+    assert count(engine, Evidence) == 4
+    assert count(engine, AuditRow) == count(engine, OutboxRow)
+
+
+async def test_async_wrappers(service: TicketService) -> None:
+    one = await service.araise_alert(make_alert("as1"))
+    many = await service.araise_alerts([make_alert("as2"), make_alert("as1")])
+    assert [m.ticket_id for m in many] == [one.ticket_id, one.ticket_id]
+    assert many[1].duplicate
+
+
+@pytest.mark.slow
+def test_concurrent_complaints_open_one_reactive_ticket(
+    service: TicketService, registry: Registry
+) -> None:
+    dev = registry.devices["bk-00001"].device
+    barrier = threading.Barrier(6)
+
+    def file(i: int) -> str:
+        barrier.wait()
+        c = make_complaint(f"cc-{i}", dev.lon, dev.lat, minutes=i, category="bike_overflow")
+        return service.file_complaint(c).ticket_id
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ids = list(pool.map(file, range(6)))
+    assert len(set(ids)) == 1

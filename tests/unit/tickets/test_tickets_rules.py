@@ -245,3 +245,48 @@ def test_default_roster_names_someone_for_every_category() -> None:
     assert r.inspectors
     for cat in ("waterlogging", "street_vendor", "device_fault"):
         assert cfg.agency_for("D01-S01-G01", cat)
+
+
+def _message(**over: object) -> object:
+    import json
+
+    from gridwatch.contracts import TicketEvent
+    from tickets.outbox import OutboxMessage
+
+    doc = {
+        "event_id": "e1",
+        "ticket_id": "TK-1",
+        "incident_key": "D01-S01-G01:waterlogging:a b",
+        "event": "create",
+        "state": "open",
+        "category": "waterlogging",
+        "severity": "major",
+        "grid_id": "D01-S01-G01",
+        "ts": "2026-07-01T08:00:00.123Z",
+        "actor": 'op "li"',
+        **over,
+    }
+    ev = TicketEvent.model_validate_json(json.dumps(doc))
+    return OutboxMessage(seq=7, event_id="e1", key=ev.incident_key, event=ev)
+
+
+def test_kafka_record_keys_by_incident_with_event_id_header() -> None:
+    from gridwatch.contracts import TicketEvent
+    from tickets.outbox import kafka_record
+
+    m = _message()
+    key, value, headers = kafka_record(m)  # type: ignore[arg-type]
+    assert key == b"D01-S01-G01:waterlogging:a b"
+    assert TicketEvent.model_validate_json(value).ticket_id == "TK-1"
+    assert ("event_id", b"e1") in headers
+
+
+def test_influx_line_protocol() -> None:
+    from tickets.outbox import influx_line
+
+    line = influx_line(_message())  # type: ignore[arg-type]
+    assert line == (
+        "ticket,grid=D01-S01-G01,category=waterlogging,severity=major "
+        'event="create",state="open",ticket_id="TK-1",actor="op \\"li\\"",seq=7i '
+        "1782892800123"
+    )
