@@ -14,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from gridwatch.contracts import Complaint
 from gridwatch.errors import GridWatchError
 from gridwatch.settings import KafkaSettings
+
+T = TypeVar("T")
 
 
 class ComplaintDeliveryError(GridWatchError):
@@ -75,7 +78,7 @@ class KafkaComplaintSink:
                 f"cannot reach Kafka at {settings.bootstrap}: {exc!r}"
             ) from exc
 
-    def _run(self, coro):  # type: ignore[no-untyped-def]
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout_s)
 
     def __call__(self, complaint: Complaint) -> None:

@@ -42,7 +42,7 @@ def activity_profile(local_hour: float, weekday: int) -> float:
     return weekend * night * (1.0 + 0.6 * morning + 0.5 * evening)
 
 
-def weather_factor(intensity_mm_h: float) -> float:
+def weather_factor(intensity_mm_h: float | np.ndarray) -> float | np.ndarray:
     """Share of normal outdoor activity and riding under rain."""
     return 1.0 / (1.0 + intensity_mm_h / 4.0)
 
@@ -71,7 +71,9 @@ class BikeModel:
     def bikes(self) -> np.ndarray:
         return np.rint(self.ops).astype(np.int64).sum(axis=1)
 
-    def step(self, dt_s: float, local_hour: float, weekday: int, rain_mm_h: float) -> None:
+    def step(
+        self, dt_s: float, local_hour: float, weekday: int, rain_mm_h: float | np.ndarray
+    ) -> None:
         s = self.sites
         morning, evening = commute_profile(local_hour, weekday)
         sign = np.where(s.residential, morning - evening, evening - morning)
@@ -110,7 +112,7 @@ class CameraSites:
 
 
 def camera_rates(
-    sites: CameraSites, local_hour: float, weekday: int, rain_mm_h: float
+    sites: CameraSites, local_hour: float, weekday: int, rain_mm_h: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expected person and vehicle counts per minute at every camera."""
     act = activity_profile(local_hour, weekday)

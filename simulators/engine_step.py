@@ -6,18 +6,18 @@ Split from ``engine.py`` to keep each module short; ``tick`` reads and updates t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gridwatch.contracts import Category
 from simulators.crowds import camera_rates
-from simulators.faults import malformed
+from simulators.faults import KindFaults, malformed
 from simulators.messages import TEMPLATES, Message
 from simulators.scenario import MALFORMED_CLASSES
 
 if TYPE_CHECKING:
-    from simulators.engine import Simulation
+    from simulators.engine import Simulation, _Group
 
 WATER_START_CM, WATER_STAY_CM = 5.0, 2.0
 CROWD_START, CROWD_STAY = 3.0, 2.5
@@ -113,6 +113,7 @@ def tick(sim: Simulation, k: int, rel: int, t: int) -> list[Message]:
         if idx.size == 0:
             continue
         m = idx.size
+        rows: list[tuple[Any, ...]]
         spike = sim.r_msg.random(m) < sc.faults.spike if sc.faults.spike > 0 else np.zeros(m, bool)
         if kind == "water":
             level = depth[idx] + sim.r_noise.normal(0.0, 0.3, m)
@@ -186,7 +187,7 @@ def tick(sim: Simulation, k: int, rel: int, t: int) -> list[Message]:
             rows = list(
                 zip(np.round(batt, 3).tolist(), firmware, (t - sim.boot[idx]).tolist(), strict=True)
             )
-        _stuck(sim, kind, g, f, idx, rel, rows)
+        _stuck(g, f, idx, rel, rows)
         ts_list = [ts_text] * m
         skewed = f.skew_s[idx]
         for j in np.flatnonzero(skewed):
@@ -208,7 +209,10 @@ def _battery(sim: Simulation, kind: str, idx: np.ndarray, rel: int) -> np.ndarra
     return base - frac * (base - 3.0)
 
 
-def _stuck(sim, kind, g, f, idx, rel, rows) -> None:  # type: ignore[no-untyped-def]
+def _stuck(
+    g: _Group, f: KindFaults, idx: np.ndarray, rel: int, rows: list[tuple[Any, ...]]
+) -> None:
+    """Devices in a stuck window repeat the values they had when it began."""
     stuck = f.in_window(f.stuck, idx, rel)
     if g.frozen:
         for i in list(g.frozen):
@@ -229,7 +233,17 @@ def _format(kind: str, rows: list[tuple], seq: list[int], ts: list[str]) -> list
     return [tpl % (*r, s, x) for r, s, x in zip(rows, seq, ts, strict=True)]
 
 
-def _emit(sim, kind, g, idx, bodies, spike, t, out) -> None:  # type: ignore[no-untyped-def]
+def _emit(
+    sim: Simulation,
+    kind: str,
+    g: _Group,
+    idx: np.ndarray,
+    bodies: list[str],
+    spike: np.ndarray,
+    t: int,
+    out: list[Message],
+) -> None:
+    """Send the bodies, applying duplicate, out-of-order and malformed faults."""
     fs = sim.scenario.faults
     m = len(bodies)
     topics = g.topics
