@@ -45,7 +45,7 @@ def seed_demo(service: TicketService, registry: Registry, now: datetime) -> int:
         )
         out = service.raise_alert(alert)
         n += 1
-        if i % 4 == 1 and out.ticket_id:
+        if i % 4 == 1 and out.ticket_id and out.state == "open":
             service.acknowledge(out.ticket_id, "demo-operator", "on it")
         if i % 5 == 2:
             service.file_complaint(
