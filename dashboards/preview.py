@@ -1,0 +1,237 @@
+"""What each dashboard will show, without Grafana: every panel's queries run against the
+configured InfluxDB and drawn with matplotlib, one PNG per dashboard.
+
+Time series become lines (one per series and column), single values and tables become
+horizontal bars (numbers) or a short text listing. Titles stay Chinese when a CJK font is
+installed (fonts-noto-cjk or fonts-wqy-microhei); otherwise the English name from the
+panel description is drawn, so no glyph is ever missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dashboards.queries import substitute, time_from_of
+from gridwatch.errors import SinkError
+from gridwatch.influx import query
+from gridwatch.settings import InfluxSettings
+
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Source Han Sans SC",
+    "SimHei",
+    "Microsoft YaHei",
+)
+WORDS = {
+    "实测": "observed",
+    "基线": "baseline",
+    "通过": "pass",
+    "可疑": "suspect",
+    "失败": "fail",
+    "缺失": "missing",
+    "未评估": "not evaluated",
+    "预报": "forecast",
+}
+_CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]+")
+
+
+@dataclass
+class PanelData:
+    title: str
+    english: str
+    series: list[dict[str, Any]]
+    aliases: list[str | None]
+    result_formats: list[str]
+    error: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not any(s.get("values") for s in self.series)
+
+
+async def fetch(
+    influx: InfluxSettings, model: Mapping[str, Any], values: Mapping[str, Any] | None = None
+) -> list[PanelData]:
+    """Run every panel's targets; an error is kept on the panel, not raised."""
+    out = []
+    for panel in model.get("panels", []):
+        data = PanelData(panel.get("title", ""), _english(panel), [], [], [])
+        for target in panel.get("targets", []):
+            text = substitute(target["query"], model, values, time_from=time_from_of(model))
+            try:
+                got = await query(influx, text)
+            except SinkError as exc:
+                data.error = str(exc)[:120]
+                continue
+            for s in got:
+                data.series.append(s)
+                data.aliases.append(target.get("alias"))
+                data.result_formats.append(target.get("resultFormat", "time_series"))
+        out.append(data)
+    return out
+
+
+def _english(panel: Mapping[str, Any]) -> str:
+    desc = str(panel.get("description", ""))
+    return re.split(r":\s|\.\s|\(", desc, maxsplit=1)[0].strip()[:48] or "panel"
+
+
+def cjk_font() -> str | None:
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((n for n in CJK_FONTS if n in names), None)
+
+
+def _text(text: str, cjk: bool) -> str:
+    if cjk:
+        return text
+    for zh, en in WORDS.items():
+        text = text.replace(zh, en)
+    return " ".join(_CJK.sub(" ", text).split())
+
+
+def _series_label(s: Mapping[str, Any], column: str, alias: str | None) -> str:
+    tags = s.get("tags") or {}
+    if alias:
+        label = alias.replace("$col", column).replace("$measurement", s.get("name", ""))
+        return re.sub(r"\$tag_(\w+)", lambda m: str(tags.get(m.group(1), "")), label).strip()
+    parts = [str(v) for v in tags.values()]
+    return " ".join([*parts, column]) if parts else column
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def draw(ax: Any, data: PanelData, cjk: bool) -> None:
+    title = data.title if cjk else data.english
+    ax.set_title(_text(title, cjk), fontsize=9)
+    if data.error:
+        ax.text(
+            0.5,
+            0.5,
+            _text(data.error, cjk),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="red",
+            wrap=True,
+            transform=ax.transAxes,
+        )
+        ax.set_axis_off()
+        return
+    if data.empty:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    lines = 0
+    bars: list[tuple[str, float]] = []
+    texts: list[str] = []
+    for s, alias, fmt in zip(data.series, data.aliases, data.result_formats, strict=True):
+        cols = s["columns"]
+        values = s.get("values", [])
+        if fmt == "table" and not s.get("tags"):  # a listing: one text line per row
+            texts += [
+                " ".join(
+                    _text(str(v), cjk)
+                    for c, v in zip(cols, row, strict=True)
+                    if c != "time" and v is not None
+                )
+                for row in values[:12]
+            ]
+            continue
+        for c, col in enumerate(cols):
+            if col == "time":
+                continue
+            points = [(row[0], row[c]) for row in values if _numeric(row[c])]
+            label = _text(_series_label(s, col, alias), cjk)
+            if fmt == "time_series" and len(values) > 1 and points:
+                xs = [datetime.fromtimestamp(t / 1000, UTC) for t, _ in points]
+                ax.plot(xs, [v for _, v in points], label=label, linewidth=1.2)
+                lines += 1
+            elif points:
+                bars += [(label, float(points[-1][1]))]
+            else:
+                texts += [f"{label}: {row[c]}" for row in values[:6] if row[c] is not None]
+    if lines:
+        from matplotlib import dates
+
+        ax.xaxis.set_major_formatter(dates.DateFormatter("%H:%M"))
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="upper left", ncol=2 if lines > 6 else 1)
+    elif len(bars) == 1 and not texts:  # a stat: one big number
+        label, value = bars[0]
+        ax.text(
+            0.5, 0.55, f"{value:.3g}", ha="center", va="center", fontsize=28, transform=ax.transAxes
+        )
+        ax.text(0.5, 0.15, label, ha="center", fontsize=8, transform=ax.transAxes)
+        ax.set_axis_off()
+    elif bars:
+        bars = bars[:24]
+        ax.barh([b[0] for b in bars], [b[1] for b in bars], color="#3274d9")
+        ax.invert_yaxis()
+        ax.tick_params(labelsize=7)
+        for y, (_, v) in enumerate(bars):
+            ax.text(v, y, f" {v:.3g}", va="center", fontsize=7)
+    else:
+        ax.text(
+            0.02,
+            0.98,
+            "\n".join(t[:90] for t in texts[:12]),
+            va="top",
+            fontsize=7,
+            family="monospace",
+            transform=ax.transAxes,
+        )
+        ax.set_axis_off()
+
+
+def render_png(title: str, panels: Sequence[PanelData], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    font = cjk_font()
+    if font:
+        plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
+    cols = 3
+    rows = max(1, math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.4 * rows), squeeze=False)
+    for ax, data in zip(axes.flat, panels, strict=False):
+        draw(ax, data, cjk=font is not None)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_axis_off()
+    fig.suptitle(_text(title, font is not None).strip(" ·") or path.stem, fontsize=12)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def preview(
+    influx: InfluxSettings,
+    models: Mapping[str, Mapping[str, Any]],
+    out_dir: Path,
+    values: Mapping[str, Any] | None = None,
+) -> dict[str, tuple[Path, int, int]]:
+    """One PNG per dashboard; returns stem → (path, panels with data, panels)."""
+    result = {}
+    for stem, model in models.items():
+        panels = asyncio.run(fetch(influx, model, values))
+        title = f"{model.get('title', stem)} · {model.get('description', '')[:60]}"
+        path = render_png(title, panels, out_dir / f"{stem}.png")
+        result[stem] = (path, sum(not p.empty for p in panels), len(panels))
+    return result
