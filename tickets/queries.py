@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
@@ -132,7 +132,28 @@ def ticket_detail(s: Session, ticket_id: str) -> dict[str, Any] | None:
     comps = s.scalars(select(ComplaintRow).where(ComplaintRow.ticket_id == t.id))
     out["complaints"] = [complaint_dict(c) for c in comps]
     out["sparkline"] = sparkline(out["evidence"])
+    out["forecast"] = forecast_curve(out["evidence"])
     return out
+
+
+def forecast_curve(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest forecast in the evidence as ``{ts, q10, q50, q90}`` points."""
+    for e in reversed(evidence):
+        fc = e["payload"].get("forecast") if isinstance(e["payload"], dict) else None
+        if not isinstance(fc, list):
+            continue
+        base = datetime.fromisoformat(e["ts"])
+        points = []
+        for f in fc[:48]:
+            if not isinstance(f, dict) or not isinstance(f.get("horizon_min"), int | float):
+                continue
+            point = {"ts": (base + timedelta(minutes=float(f["horizon_min"]))).isoformat()}
+            for q in ("q10", "q50", "q90"):
+                v = f.get(q)
+                point[q] = float(v) if isinstance(v, int | float) else None
+            points.append(point)
+        return sorted(points, key=lambda p: str(p["ts"]))
+    return []
 
 
 def sparkline(evidence: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -74,6 +74,7 @@ def browser_page() -> Iterator[Page]:
 
 def post_alert(base_url: str) -> str:
     grid = "D01-S02-G03"
+    now = datetime.now(UTC)
     alert = Alert(
         alert_id="e2e-1",
         incident_key=incident_key(grid, Category.WATERLOGGING, "site-e2e"),
@@ -83,10 +84,17 @@ def post_alert(base_url: str) -> str:
         grid_id=grid,
         district_id="D01",
         site="site-e2e",
-        ts=datetime.now(UTC),
+        ts=now,
         why="water 18 cm at the underpass",
         evidence={
-            "readings": [{"ts": f"2026-07-01T08:0{i}:00Z", "value": i * 3.0} for i in range(6)]
+            "readings": [
+                {"ts": (now - timedelta(minutes=6 - i)).isoformat(), "value": i * 3.0}
+                for i in range(6)
+            ],
+            "forecast": [
+                {"horizon_min": h, "q10": 14.0 + h / 10, "q50": 16.0 + h / 5, "q90": 19.0 + h / 3}
+                for h in (10, 20, 30)
+            ],
         },
     )
     r = httpx.post(
@@ -118,7 +126,9 @@ def test_console_live_queue_and_acknowledge(
 
     row.click()
     expect(page.locator("#d-id")).to_have_text(tid)
-    expect(page.locator("#spark polyline")).to_have_count(1)
+    expect(page.locator("#spark polyline.obs")).to_have_count(1)
+    expect(page.locator("#spark polyline.fc")).to_have_count(1)
+    expect(page.locator("#spark polygon.band")).to_have_count(1)
     page.locator('button[data-action="acknowledge"]').click()
     expect(page.locator("#d-state")).to_have_attribute("data-state", "acknowledged")
     expect(row).to_have_attribute("data-state", "acknowledged")

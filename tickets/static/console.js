@@ -135,18 +135,33 @@ function colourMap() {
   });
 }
 
-function sparkline(points) {
+// Readings (solid) then the forecast median (dashed) with its q10–q90 band, on one time axis.
+function sparkline(points, forecast) {
   const svg = $("#spark");
   svg.replaceChildren();
-  if (points.length < 1) return;
-  const vals = points.map((p) => p.value);
+  const fc = (forecast || []).filter((f) => f.q50 !== null);
+  if (points.length < 1 && fc.length < 1) return;
+  const ns = "http://www.w3.org/2000/svg";
+  const times = points.map((p) => Date.parse(p.ts)).concat(fc.map((f) => Date.parse(f.ts)));
+  const vals = points.map((p) => p.value).concat(fc.flatMap((f) => [f.q10, f.q50, f.q90].filter((v) => v !== null)));
+  const t0 = Math.min(...times), t1 = Math.max(...times), tspan = t1 - t0 || 1;
   const lo = Math.min(...vals), hi = Math.max(...vals), span = hi - lo || 1;
   const W = 480, H = 80;
-  const pts = points.map((p, i) => `${(points.length === 1 ? W / 2 : i / (points.length - 1) * (W - 10) + 5).toFixed(1)},` +
-    `${(H - 5 - (p.value - lo) / span * (H - 10)).toFixed(1)}`).join(" ");
-  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-  line.setAttribute("points", pts);
-  svg.append(line);
+  const x = (ts) => (times.length === 1 ? W / 2 : 5 + (Date.parse(ts) - t0) / tspan * (W - 10)).toFixed(1);
+  const y = (v) => (H - 5 - (v - lo) / span * (H - 10)).toFixed(1);
+  const poly = (pts, cls) => {
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", pts); if (cls) line.setAttribute("class", cls); svg.append(line);
+  };
+  if (fc.length && fc[0].q10 !== null && fc[0].q90 !== null) {
+    const band = document.createElementNS(ns, "polygon");
+    band.setAttribute("class", "band");
+    band.setAttribute("points", fc.map((f) => `${x(f.ts)},${y(f.q90)}`).concat(
+      fc.slice().reverse().map((f) => `${x(f.ts)},${y(f.q10)}`)).join(" "));
+    svg.append(band);
+  }
+  if (points.length) poly(points.map((p) => `${x(p.ts)},${y(p.value)}`).join(" "), "obs");
+  if (fc.length) poly(fc.map((f) => `${x(f.ts)},${y(f.q50)}`).join(" "), "fc");
 }
 
 async function showTicket(id) {
@@ -160,7 +175,7 @@ async function showTicket(id) {
       d.grid_id, " · ", el("b", { id: "d-state", "data-state": d.state }, t(d.state)), prob),
     el("div", {}, `${t("why")}: ${d.why}`),
     el("div", {}, `${t("assignee")}: ${d.assignee} · ${t("agency")}: ${d.agency}`));
-  sparkline(d.sparkline);
+  sparkline(d.sparkline, d.forecast);
   const acts = $("#d-actions");
   acts.replaceChildren();
   if (state.role === "operator" || state.role === "admin") {

@@ -37,6 +37,30 @@ def test_migrations_reach_head_without_drift(engine: Engine) -> None:
     assert diff == []
 
 
+def test_downgrade_and_upgrade_again(engine: Engine) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from tickets.db import alembic_config
+
+    with engine.connect() as conn:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+        conn.commit()
+    assert "tickets" not in inspect(engine).get_table_names()
+    migrate(engine)
+    assert {"tickets", "outbox", "audit_log"} <= set(inspect(engine).get_table_names())
+
+
+def test_sqlite_runs_in_wal_mode(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        assert engine.dialect.name == "postgresql"
+        return
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
 def test_forecast_then_observed_then_clear(service: TicketService, engine: Engine) -> None:
     first = service.raise_alert(make_alert("a1", "forecast", probability=0.6))
     assert (first.action, first.state) == ("create", "pre_alert")
@@ -119,6 +143,9 @@ def test_evidence_bundle_and_sensor_location(service: TicketService, registry: R
     assert d["evidence"][0]["device_ids"] == ["wl-00001"]
     assert d["evidence"][0]["payload"]["forecast"][0]["q50"] == 12.0
     assert d["sparkline"] == [{"ts": "2026-07-01T07:58:00Z", "value": 3.0}]
+    assert d["forecast"] == [
+        {"ts": "2026-07-01T08:30:00+00:00", "q10": None, "q50": 12.0, "q90": None}
+    ]
     assert d["audit"][0]["action"] == "create"
 
 
