@@ -1,0 +1,139 @@
+"""Camera baselines: expected counts per hour-of-week per camera, and incident
+probabilities for street vendors, exposed garbage, road occupation and crowding.
+
+Per camera and class the state holds, for each of the 168 hours of the week, an EW mean
+and EW variance of the counts (a fixed 4 × 168 × 3 array), plus a short EW smoothing of
+the live count (so one frame does not make an incident). Each reading is scored first:
+``z = (smoothed − mean) / sqrt(var + mean + 0.25)`` (Poisson-like floor, never 0), and
+``P(incident) = Φ(z − z0)`` once the hour-of-week bin has seen ``min_count`` readings
+(before that, a prior mean ``prior_mean`` per class is used), then the bin learns
+(slower while P > 0.5, so a lasting incident is not absorbed within the hour).
+Camera readings whose status is not ``ok`` should be sent as NaN (not learned, P = 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr
+
+from models.errors import StateError
+from models.state import rounds
+
+CLASSES: tuple[str, ...] = ("vendor", "garbage", "road_occupation", "person")
+INCIDENTS: dict[str, str] = {
+    "vendor": "street_vendor",
+    "garbage": "exposed_garbage",
+    "road_occupation": "road_occupation",
+    "person": "crowding",
+}
+HOURS = 168
+
+
+@dataclass(frozen=True)
+class CameraParams:
+    alpha: float = 0.02  # per reading: ~12 readings an hour share one bin
+    incident_damping: float = 0.2  # learn slower while an incident is likely
+    alpha_live: float = 0.4
+    min_count: float = 3.0
+    z0: float = 2.0
+    prior_mean: tuple[float, ...] = (0.1, 0.1, 0.1, 20.0)
+
+
+def hour_of_week(ts: np.ndarray) -> np.ndarray:
+    ts = np.asarray(ts, dtype=float)
+    days = np.floor(ts / 86400.0).astype(np.int64)
+    weekday = (days + 3) % 7  # Monday = 0
+    hour = np.floor(np.mod(ts, 86400.0) / 3600.0).astype(np.int64)
+    return weekday * 24 + hour
+
+
+def initial(n: int) -> dict[str, np.ndarray]:
+    """Baseline arrays for ``n`` cameras."""
+    c = len(CLASSES)
+    return {
+        "mean": np.zeros((n, c, HOURS)),
+        "var": np.zeros((n, c, HOURS)),
+        "count": np.zeros((n, c, HOURS)),
+        "live": np.full((n, c), np.nan),
+        "t_last": np.full(n, np.nan),
+    }
+
+
+def to_dict(arrays: Mapping[str, np.ndarray], i: int) -> dict[str, Any]:
+    """Camera ``i``'s state as JSON-able lists (for a Faust table)."""
+    return {k: np.asarray(v[i]).tolist() for k, v in arrays.items()}
+
+
+def from_dicts(docs: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    want = initial(1)
+    try:
+        out = {k: np.array([np.asarray(d[k], dtype=float) for d in docs]) for k in want}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"camera baseline state cannot be restored: {exc}") from exc
+    for k, v in want.items():
+        if out[k].shape[1:] != v.shape[1:]:
+            raise StateError(f"camera baseline state: {k} has shape {out[k].shape[1:]}")
+    return out
+
+
+def _kernel(
+    st: dict[str, np.ndarray], rows: np.ndarray, ts: np.ndarray, counts: np.ndarray, p: CameraParams
+) -> np.ndarray:
+    """Score then learn for one reading per row; mutates ``st`` in place; returns probs."""
+    ok_t = np.isfinite(ts) & ~(ts <= st["t_last"][rows])
+    x = counts.astype(float)
+    ok = ok_t[:, None] & np.isfinite(x)
+    xv = np.where(ok, np.maximum(x, 0.0), 0.0)
+    h = hour_of_week(np.where(ok_t, ts, 0.0))
+    mean = st["mean"][rows, :, h]  # (m, C)
+    var = st["var"][rows, :, h]
+    cnt = st["count"][rows, :, h]
+    live_prev = st["live"][rows]
+    live = np.where(np.isfinite(live_prev), live_prev + p.alpha_live * (xv - live_prev), xv)
+    prior = np.asarray(p.prior_mean, dtype=float)[None, :]
+    ready = cnt >= p.min_count
+    mu = np.where(ready, mean, np.maximum(mean, prior))
+    sd = np.sqrt(np.where(ready, var, 0.0) + mu + 0.25)
+    prob = np.where(ok, ndtr((live - mu) / sd - p.z0), 0.0)
+    a = np.where(cnt < 1.0 / p.alpha, 1.0 / (cnt + 1.0), p.alpha)
+    a = np.where(prob > 0.5, a * p.incident_damping, a)
+    dev = xv - mean
+    new_mean = mean + a * dev
+    new_var = (1 - a) * (var + a * dev * dev)
+    st["mean"][rows, :, h] = np.where(ok, new_mean, mean)
+    st["var"][rows, :, h] = np.where(ok, new_var, var)
+    st["count"][rows, :, h] = np.where(ok, cnt + 1.0, cnt)
+    st["live"][rows] = np.where(ok, live, live_prev)
+    st["t_last"][rows] = np.where(ok_t, ts, st["t_last"][rows])
+    return prob
+
+
+def step_batch(
+    states: Mapping[str, np.ndarray],
+    camera_index: np.ndarray,
+    ts: np.ndarray,
+    counts: np.ndarray,
+    params: CameraParams,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``counts`` (m, 4) in ``CLASSES`` order (vendor, garbage, road_occupation, person);
+    returns new states and P(incident) (m, 4) — columns map to ``INCIDENTS``."""
+    st = {k: v.copy() for k, v in states.items()}
+    camera_index = np.asarray(camera_index, dtype=np.int64)
+    ts = np.asarray(ts, dtype=float)
+    counts = np.atleast_2d(np.asarray(counts, dtype=float))
+    probs = np.zeros(counts.shape)
+    for pos in rounds(camera_index):
+        probs[pos] = _kernel(st, camera_index[pos], ts[pos], counts[pos], params)
+    return st, probs
+
+
+def expected(
+    states: Mapping[str, np.ndarray], camera_index: np.ndarray, ts: np.ndarray
+) -> np.ndarray:
+    """Expected counts (m, 4) for each camera at the hour-of-week of ``ts``."""
+    h = hour_of_week(ts)
+    return states["mean"][np.asarray(camera_index), :, h]
