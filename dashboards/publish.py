@@ -251,5 +251,10 @@ class _NotFound(PublishError):
 
 
 def _message(exc: GrafanaException) -> str:
-    text = str(getattr(exc, "message", "") or exc)
+    """Grafana's own ``message`` when the body has one, else the client's text."""
+    body = getattr(exc, "response", None)
+    if isinstance(body, dict) and body.get("message"):
+        text = str(body["message"])
+    else:
+        text = str(getattr(exc, "message", "") or exc)
     return " ".join(text.split())[:200]
