@@ -72,12 +72,18 @@ class BikeModel:
         return np.rint(self.ops).astype(np.int64).sum(axis=1)
 
     def step(
-        self, dt_s: float, local_hour: float, weekday: int, rain_mm_h: float | np.ndarray
+        self,
+        dt_s: float,
+        local_hour: float,
+        weekday: int,
+        rain_mm_h: float | np.ndarray,
+        *,
+        damp: float = 1.0,
     ) -> None:
         s = self.sites
         morning, evening = commute_profile(local_hour, weekday)
         sign = np.where(s.residential, morning - evening, evening - morning)
-        rate_h = s.amplitude * s.capacity * sign * weather_factor(rain_mm_h)
+        rate_h = s.amplitude * s.capacity * sign * weather_factor(rain_mm_h) * damp
         mean = rate_h * dt_s / 3600.0 + self.event_flow * dt_s
         noise = self.rng.normal(0.0, 1.0, len(mean)) * np.sqrt(np.abs(mean) + 0.02)
         delta = mean + noise

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from simulators.engine import Simulation, _Group
 
 WATER_START_CM, WATER_STAY_CM = 5.0, 2.0
+LORA_KINDS = ("water", "rain", "status")
 CROWD_START, CROWD_STAY = 3.0, 2.5
 
 
@@ -69,8 +70,13 @@ def tick(sim: Simulation, k: int, rel: int, t: int) -> list[Message]:
     depth = sim.water.step(rain[sl["water"]], dt)
     sim.rain_acc += rain[sl["rain"]] * dt / 3600.0
     _event_state(sim, rel)
-    sim.bikes.step(dt, local_hour, weekday, rain[sl["bike"]])
+    # Gales keep people indoors and off bikes, and LoRa uplinks get lost in the storm.
+    wind = sc.weather.wind
+    calm = 1.0 / (1.0 + max(wind - 8.0, 0.0) / 10.0)
+    loss = min(max(wind - 15.0, 0.0) / 250.0, 0.1)
+    sim.bikes.step(dt, local_hour, weekday, rain[sl["bike"]], damp=calm)
     person_rate, vehicle_rate = camera_rates(sim.cam, local_hour, weekday, rain[sl["camera"]])
+    person_rate = person_rate * calm
     normal_rate = sim.cam.person_per_min
     active = _active_counts(sim, rel)
     bikes_now = sim.bikes.bikes()
@@ -109,6 +115,15 @@ def tick(sim: Simulation, k: int, rel: int, t: int) -> list[Message]:
             tipped = np.floor(acc / 0.2 + 1e-9) * 0.2
             sim.rain_acc[idx] = acc - tipped
         silent = f.in_window(f.dropout, idx, rel)
+        if loss > 0 and kind in LORA_KINDS:
+            lost = ~silent & (sim.r_msg.random(idx.size) < loss)
+            at = sim.ts(t)
+            for i in idx[lost].tolist():
+                sim.truth.faults.append(
+                    {"fault": "packet_loss", "device_id": g.ids[i], "kind": kind, "at": at,
+                     "seq": int(g.seq[i]), "detail": {"wind_m_s": sc.weather.wind}}
+                )  # fmt: skip
+            silent = silent | lost
         idx = idx[~silent]
         if idx.size == 0:
             continue

@@ -14,7 +14,7 @@ from gridwatch.registry import Registry
 from simulators.engine import Simulation, iter_readings
 from simulators.messages import Message
 from simulators.output import write_jsonl
-from simulators.scenario import load_scenario
+from simulators.scenario import load_scenario, parse_scenario
 from simulators.truth import GroundTruth
 
 TOPIC_KINDS = {"water", "rain", "bike", "camera", "status"}
@@ -258,3 +258,31 @@ def test_unknown_event_station_is_a_scenario_error() -> None:
     )
     with pytest.raises(ScenarioError, match="no station 'M999'"):
         Simulation(sc, np.random.default_rng(0))
+
+
+def test_typhoon_wind_loses_lora_uplinks_and_their_seq_is_missing(typhoon_run) -> None:
+    sim, messages = typhoon_run
+    lost = {(f["device_id"], f["seq"]) for f in sim.truth.faults if f["fault"] == "packet_loss"}
+    assert lost
+    assert {d.split("-")[0] for d, _ in lost} <= {"wl", "rg", "gw"}  # LoRa devices only
+    sent = set()
+    for m in messages:
+        if m.body is not None:
+            seq = json.loads(m.body).get("seq")
+            sent.add((m.device_id, seq))
+    assert not (lost & sent)
+
+
+def test_wind_keeps_people_indoors() -> None:
+    def people(wind: str) -> int:
+        sc = parse_scenario(
+            "name: w\nstart: 2026-07-13T23:00:00Z\nduration: 30min\n"
+            f"city: {{size: small, seed: 7}}\nweather: {{wind: {wind}}}\n"
+        )
+        total = 0
+        for m in iter_readings(sc, np.random.default_rng(3)):
+            if m.body and "/camera/" in m.topic:
+                total += json.loads(m.body)["counts"]["person"]
+        return total
+
+    assert people("30 m/s") < 0.5 * people("0 m/s")
