@@ -88,7 +88,10 @@ def expected_tags(q: str) -> set[str]:
 
 
 def test_expected_tags_reads_the_outer_group_by() -> None:
-    q = 'SELECT sum("d") FROM (SELECT max("x") AS "d" GROUP BY "a") WHERE t GROUP BY time(1m), "b" fill(none)'
+    q = (
+        'SELECT sum("d") FROM (SELECT max("x") AS "d" GROUP BY "a") '
+        'WHERE t GROUP BY time(1m), "b" fill(none)'
+    )
     assert expected_tags(q) == {"b"}
     assert expected_columns(q) == set()
 

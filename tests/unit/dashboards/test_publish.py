@@ -128,7 +128,10 @@ def test_datasource_and_folder_are_updated_when_they_drift() -> None:
 
 def test_v2_datasource_sends_the_token_as_a_write_only_header() -> None:
     influx = InfluxSettings(
-        api="v2", url="http://influxdb:8086", org="city", bucket="gridwatch",
+        api="v2",
+        url="http://influxdb:8086",
+        org="city",
+        bucket="gridwatch",
         token=SecretStr("influx-secret"),
     )
     fake = FakeGrafana()
