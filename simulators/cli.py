@@ -12,17 +12,23 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from simulators.city import SIZES, generate_city
+from simulators.cli_support import (
+    MqttSink,
+    console,
+    parse_start,
+    progress_bar,
+    summary_table,
+)
+from simulators.cli_support import (
+    provision as provision_stack,
+)
 from simulators.engine import Simulation
 from simulators.messages import Message
 from simulators.output import write_jsonl
@@ -36,95 +42,10 @@ from simulators.replay import (
 from simulators.runner import paced, run_scenario
 from simulators.scenario import ScenarioError, load_scenario, shipped_scenarios
 
-console = Console()
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-class _MqttSink:
-    """Publishes each message as its device; counts what the broker refused."""
-
-    def __init__(self, known: set[str] | None = None) -> None:
-        from gridwatch.cli import settings
-        from simulators.mqtt_publisher import MqttPublisher, PublishError
-
-        self._error = PublishError
-        self.pub = MqttPublisher(settings())
-        self.refused: Counter[str] = Counter()
-        # Devices outside the registry (unknown_device faults) have no broker account:
-        # the broker would refuse their CONNECT, so they are counted, not sent.
-        self.known = known
-        self.not_provisioned = 0
-
-    def __call__(self, msg: Message) -> None:
-        if self.known is not None and msg.device_id not in self.known:
-            self.not_provisioned += 1
-            return
-        try:
-            self.pub.publish(msg.topic, msg.payload_bytes())
-        except self._error as exc:
-            self.refused[str(exc).split(":", 1)[0][:80]] += 1
-
-    def close(self, timeout_s: float = 120.0) -> None:
-        try:
-            self.pub.flush(timeout_s=timeout_s)
-        finally:
-            self.pub.close()
-
-
-def _provision(sc: Any) -> None:
-    """Make the local stack know this city: registry files and broker passwords."""
-    from gridwatch.cli import settings
-    from gridwatch.stack import Stack
-
-    st = settings()
-    city = generate_city(sc.city.seed, sc.city.size, max_devices=sc.city.max_devices)
-    city.write(st.registry_dir)
-    count = Stack(st).provision_devices([d["device_id"] for d in city.devices], reload=True)
-    console.print(
-        f"provisioned {len(city.devices)} devices ({count} broker users); registry in "
-        f"{st.registry_dir} (restart the bridge to load it)"
-    )
-
-
-def _start(start: str | None, to: str) -> datetime | None:
-    if start is None:
-        start = "now" if to == "mqtt" else "scenario"
-    if start == "scenario":
-        return None
-    if start == "now":
-        now = int(time.time())
-        return datetime.fromtimestamp(now - now % 60, UTC)
-    try:
-        parsed = datetime.fromisoformat(start)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--start {start!r}: use now, scenario or RFC 3339") from exc
-    if parsed.tzinfo is None:
-        raise typer.BadParameter("--start needs a time zone (e.g. 2026-07-14T06:00:00Z)")
-    return parsed
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-def _summary(title: str, rows: list[tuple[str, Any]]) -> None:
-    table = Table(title=title, show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value", justify="right")
-    for k, v in rows:
-        table.add_row(k, str(v))
-    console.print(table)
 
 
 # -- gridwatch sim ... -------------------------------------------------------------------
@@ -145,7 +66,7 @@ def city_cmd(
     city.write(out)
     kinds = Counter(d["kind"] for d in city.devices)
     levels = Counter(f["properties"]["level"] for f in city.grids["features"])
-    _summary(
+    summary_table(
         f"city {size} (seed {seed}) → {out}",
         [
             *((f"{k} polygons", v) for k, v in levels.items()),
@@ -216,9 +137,9 @@ def bench_cmd(
     ]
     if mqtt:
         msc = load_scenario(mqtt_scenario).with_overrides(duration=mqtt_duration)
-        msim = Simulation(msc, np.random.default_rng(msc.seed), _start("now", "mqtt"))
+        msim = Simulation(msc, np.random.default_rng(msc.seed), parse_start("now", "mqtt"))
         msgs = list(msim.messages())
-        sink = _MqttSink(set(msim.registry.devices))
+        sink = MqttSink(set(msim.registry.devices))
         wall0 = time.monotonic()
         for m in msgs:
             sink(m)
@@ -230,7 +151,7 @@ def bench_cmd(
             ("MQTT refused", sum(sink.refused.values())),
             ("MQTT not provisioned (unknown_device faults)", sink.not_provisioned),
         ]
-    _summary("simulator benchmark", rows)
+    summary_table("simulator benchmark", rows)
 
 
 # -- gridwatch simulate / replay ---------------------------------------------------------
@@ -279,11 +200,11 @@ def simulate(
         speed = 1.0
     out_dir = out or Path("var") / "sim" / sc.name
     if provision:
-        _provision(sc)
+        provision_stack(sc)
     sink = None
     if to == "mqtt":
         city = generate_city(sc.city.seed, sc.city.size, max_devices=sc.city.max_devices)
-        sink = _MqttSink({d["device_id"] for d in city.devices})
+        sink = MqttSink({d["device_id"] for d in city.devices})
     if complaints not in ("none", "kafka"):
         raise typer.BadParameter("--complaints must be none or kafka")
     hotline = None
@@ -292,7 +213,7 @@ def simulate(
         from simulators.complaints_out import KafkaComplaintSink
 
         hotline = KafkaComplaintSink(settings().kafka)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"{sc.name}", total=sc.duration, info="")
 
         def advance(event_s: int) -> None:
@@ -302,7 +223,7 @@ def simulate(
             result = run_scenario(
                 sc,
                 out_dir,
-                start=_start(start, to),
+                start=parse_start(start, to),
                 speed=speed,
                 on_message=sink,
                 progress=advance,
@@ -334,7 +255,7 @@ def simulate(
         rows.insert(1, ("published over MQTT", sink.pub.stats.published))
         rows.insert(2, ("refused by the broker", sum(sink.refused.values())))
         rows.insert(3, ("not sent: unknown devices", sink.not_provisioned))
-    _summary(f"simulate {sc.name}", rows)
+    summary_table(f"simulate {sc.name}", rows)
 
 
 def replay(
@@ -372,7 +293,7 @@ def replay(
     if form not in ("jsonl", "csv", "floodnet"):
         raise typer.BadParameter("--format must be auto, jsonl, csv or floodnet")
     shift = 0
-    rebase = _start(start or ("now" if to == "mqtt" else "scenario"), to)
+    rebase = parse_start(start or ("now" if to == "mqtt" else "scenario"), to)
     if rebase is not None:
         shift = int(rebase.timestamp() - first_time(file, form, time_col))  # type: ignore[arg-type]
     messages: Iterator[Message]
@@ -389,13 +310,13 @@ def replay(
             device_id=device_id, scale=scale, seq_col=seq_col, shift_s=shift,
         )  # fmt: skip
     sink: Callable[[Message], None] | None = None
-    mqtt = _MqttSink() if to == "mqtt" else None
+    mqtt = MqttSink() if to == "mqtt" else None
     sink = mqtt
     out_file = out or Path("var") / "replay" / f"{file.stem}.jsonl"
     out_file.parent.mkdir(parents=True, exist_ok=True)
     wall0 = time.monotonic()
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task(file.name, total=None, info="")
             count = [0]
 
@@ -421,7 +342,7 @@ def replay(
     if mqtt is not None:
         rows.insert(2, ("published over MQTT", mqtt.pub.stats.published))
         rows.insert(3, ("refused by the broker", sum(mqtt.refused.values())))
-    _summary(f"replay {file.name}", rows)
+    summary_table(f"replay {file.name}", rows)
 
 
 def _field_map(specs: list[str]) -> tuple[dict[str, str], dict[str, float]]:
