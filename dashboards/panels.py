@@ -14,6 +14,8 @@ from grafana_foundation_sdk.builders import (
     timeseries,
 )
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dbmodel
 
@@ -22,10 +24,12 @@ from dashboards.influxql import InfluxQL, datasource
 P = TypeVar("P", bound=Any)
 
 
-def _targets(queries: Sequence[InfluxQL]) -> list[InfluxQL]:
+def _targets(queries: Sequence[InfluxQL]) -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
+    """Targets with ref ids A, B, C… in order."""
+    out: list[cogbuilder.Builder[cogvariants.Dataquery]] = []
     for i, q in enumerate(queries):
-        q.ref_id(chr(ord("A") + i))
-    return list(queries)
+        out.append(q.ref_id(chr(ord("A") + i)))
+    return out
 
 
 def ts(
@@ -43,7 +47,7 @@ def ts(
         .title(title)
         .description(description)
         .datasource(datasource())
-        .targets(_targets(queries))  # type: ignore[arg-type]  # our Dataquery builder
+        .targets(_targets(queries))
         .unit(unit)
         .line_width(2)
         .fill_opacity(10)
@@ -82,7 +86,7 @@ def kpi(
         .title(title)
         .description(description)
         .datasource(datasource())
-        .targets(_targets([query]))  # type: ignore[arg-type]  # our Dataquery builder
+        .targets(_targets([query]))
         .unit(unit)
         .decimals(decimals)
         .no_value("0")
@@ -109,7 +113,7 @@ def bars(
         .title(title)
         .description(description)
         .datasource(datasource())
-        .targets(_targets(queries))  # type: ignore[arg-type]  # our Dataquery builder
+        .targets(_targets(queries))
         .unit(unit)
         .orientation(cm.VizOrientation.HORIZONTAL)
         .display_mode(cm.BarGaugeDisplayMode.GRADIENT)
@@ -132,7 +136,7 @@ def grid_table(
         .title(title)
         .description(description)
         .datasource(datasource())
-        .targets(_targets([q.table() for q in queries]))  # type: ignore[arg-type]
+        .targets(_targets([q.table() for q in queries]))
         .show_header(True)
     )
     if sort_by is not None:

@@ -219,7 +219,7 @@ class Publisher:
     def _get(self, what: str, fn: Any) -> dict[str, Any] | None:
         """``fn()``, or None when Grafana answers 404."""
         try:
-            return self._call(f"read {what}", fn)  # type: ignore[no-any-return]
+            return self._call(f"read {what}", fn)
         except _NotFound:
             return None
 

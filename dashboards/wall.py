@@ -189,7 +189,7 @@ def sensor_map() -> geomap.Panel:
             "3 suspect, 4 fail, 9 missing)."
         )
         .datasource(datasource())
-        .targets([risk.ref_id("A"), status.ref_id("B")])  # type: ignore[list-item]
+        .targets([risk.ref_id("A"), status.ref_id("B")])
         .view(geomap.MapViewConfig().id("fit").zoom(14).all_layers(True))
         .controls(geomap.ControlsOptions().show_zoom(True).mouse_wheel_zoom(False).show_scale(True))
         .basemap(common.MapLayerOptions().type("default").name("底图"))
