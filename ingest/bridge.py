@@ -14,7 +14,6 @@ retrying the same cycle and acknowledges nothing; the broker's in-flight window
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -46,6 +45,8 @@ from ingest.metrics import BridgeMetrics
 log = logging.getLogger(__name__)
 
 RAW_PREVIEW_LIMIT = 65_536
+# (topic, partition or None for keyed, key, value)
+OutRecord = tuple[str, int | None, bytes | None, bytes]
 
 
 class BridgeError(GridWatchError):
@@ -76,6 +77,7 @@ class Bridge:
         self._producer: AIOKafkaProducer | None = None
         self._connected = asyncio.Event()
         self._subscribe_refused: str | None = None
+        self._topics_ready = False
         self.stopping = asyncio.Event()
 
     # -- MQTT side (paho thread: build a record, hand it on, nothing else) ---------
@@ -155,6 +157,7 @@ class Bridge:
         self._loop = asyncio.get_running_loop()
         k = self.settings.kafka
         await ensure_topics(k)
+        self._topics_ready = True
         self._producer = AIOKafkaProducer(
             bootstrap_servers=k.bootstrap,
             acks="all",
@@ -242,7 +245,7 @@ class Bridge:
             for reading in readings:
                 part = partition_for(reading.device_id, k.partitions)
                 buffers[(reading.kind, part)].append(reading)
-        records: list[tuple[str, int | None, bytes | None, bytes]] = []
+        records: list[OutRecord] = []
         packed_at = datetime.now(UTC)
         for (kind, part), readings in buffers.items():
             for start in range(0, len(readings), k.max_batch_readings):
@@ -274,16 +277,22 @@ class Bridge:
                 self._client.ack(inbound.mid, inbound.qos)
             self.metrics.ack_latency.add((now - inbound.arrived_mono) * 1000)
 
-    async def _produce_all(
-        self, records: list[tuple[str, int | None, bytes | None, bytes]]
-    ) -> None:
+    async def _produce_all(self, records: list[OutRecord]) -> None:
         """Produce every record and wait for all acks; retry the whole set until it
-        succeeds (at-least-once: a partial success may be produced twice)."""
+        succeeds (at-least-once: a partial success may be produced twice).
+
+        After any failure the topics are ensured again before the next attempt: a
+        restarted Tansu comes back empty and would otherwise accept produces to topics
+        that no consumer can read.
+        """
         assert self._producer is not None
         delay = 0.2
         while True:
             started = time.monotonic()
             try:
+                if not self._topics_ready:
+                    await ensure_topics(self.settings.kafka)
+                    self._topics_ready = True
                 futures = [
                     await self._producer.send(topic, value=value, key=key, partition=part)
                     for topic, part, key, value in records
@@ -291,17 +300,16 @@ class Bridge:
                 await asyncio.gather(*futures)
                 self.metrics.produce_latency.add((time.monotonic() - started) * 1000)
                 return
-            except KafkaError as exc:
+            except (KafkaError, GridWatchError) as exc:
+                self._topics_ready = False
                 self.metrics.produce_errors += 1
                 log.warning("kafka produce failed, retrying error=%r delay_s=%.1f", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                with contextlib.suppress(GridWatchError):
-                    await ensure_topics(self.settings.kafka)
 
     def _dead_letter(self, inbound: Inbound, reason: str, detail: str) -> DeadLetter:
         _, _, segment = inbound.topic.rpartition("/")
-        device = segment if DEVICE_ID_RE.match(segment) else None
+        device = segment if DEVICE_ID_RE.fullmatch(segment) else None
         return DeadLetter(
             reason=DeadLetterReason(reason),
             detail=detail[:2000],

@@ -47,6 +47,9 @@ def make_decoder(settings: Settings, registry: Registry) -> Decoder:
 
 async def run_bridge(settings: Settings, client_id: str | None = None) -> None:
     """Run one bridge process until SIGTERM/SIGINT, exporting metrics to InfluxDB."""
+    # aiokafka logs every failed reconnect (10/s during an outage); the bridge reports
+    # outages itself, as a warning per retry and the produce_errors metric.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     registry = Registry.from_dir(settings.registry_dir)
     decoder = make_decoder(settings, registry)
     metrics_every_s = settings.ingest.metrics_every_s
