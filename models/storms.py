@@ -87,12 +87,13 @@ def simulate(
 
 
 def dataset(
-    run: StormRun, every_min: int = 5, keep_dry: float = 0.05, seed: int = 0
+    run: StormRun, every_min: int = 5, keep_dry: float = 0.05, seed: int = 0, start_min: int = 60
 ) -> dict[str, np.ndarray]:
     """Stream a run through ``flood_state`` and sample (X, future depth) pairs.
 
     Features at minute m use readings up to m only; targets are the *true* depths at
-    m + horizon (the observed series has noise and gaps). Dry samples are thinned.
+    m + horizon (for recorded runs, the observed depths; rows with a missing target or a
+    missing reading now are dropped). Dry samples are thinned.
     """
     rng = np.random.default_rng(seed)
     T, n = run.depth_obs.shape
@@ -106,18 +107,29 @@ def dataset(
             states, idx, ts, run.rain_mm[m], np.full(n, np.nan)
         )
         states, _ = flood_state.update_depth_batch(states, idx, ts, run.depth_obs[m])
-        if m % every_min or m < 60:
+        if m % every_min or m < start_min:
             continue
         X = flood_state.features(states, run.sites.drainage_mm_h, run.ts[m])
         active = (X[:, flood_state.FEATURES.index("rain_60_mm")] > 0) | (X[:, 0] > 0.5)
         keep = active | (rng.random(n) < keep_dry)
         if not keep.any():
             continue
-        Y = np.column_stack([run.depth_true[m + h, keep] for h in HORIZONS_MIN])
+        Y = np.column_stack([run.depth_true[m + h] for h in HORIZONS_MIN])
+        keep &= np.isfinite(Y).all(axis=1) & np.isfinite(run.depth_obs[m])
+        if not keep.any():
+            continue
         xs.append(X[keep])
-        ys.append(Y)
+        ys.append(Y[keep])
         site_rows.append(idx[keep])
-        times.append(np.full(keep.sum(), run.ts[m]))
+        times.append(np.full(int(keep.sum()), run.ts[m]))
+    if not xs:
+        nf = len(flood_state.FEATURES)
+        return {
+            "X": np.zeros((0, nf)),
+            "Y": np.zeros((0, len(HORIZONS_MIN))),
+            "site": np.zeros(0, np.int64),
+            "ts": np.zeros(0),
+        }
     return {
         "X": np.vstack(xs),
         "Y": np.vstack(ys),
