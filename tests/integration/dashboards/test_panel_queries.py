@@ -8,6 +8,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -197,3 +198,15 @@ def test_ticket_annotation_carries_text_and_tags(storm_influx: InfluxSettings) -
     data = rows(run_query(storm_influx, anno))
     assert {r["ticket_id"] for r in data} == {"t-1", "t-2"}
     assert all(r["reason"] and r["category"] and r["severity"] for r in data)
+
+
+def test_preview_draws_every_dashboard_with_data(
+    storm_influx: InfluxSettings, tmp_path: Path
+) -> None:
+    from dashboards.preview import preview
+
+    result = preview(storm_influx, MODELS, tmp_path)
+    assert set(result) == set(MODELS)
+    for stem, (path, with_data, total) in result.items():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+        assert with_data == total == len(MODELS[stem]["panels"]), stem

@@ -192,3 +192,29 @@ def test_other_refusals_are_publish_errors_with_the_server_message() -> None:
     pub._folder = lambda report: None  # type: ignore[method-assign]  # skip re-creating it
     with pytest.raises(PublishError, match=r"\(400\): folder not found"):
         pub.publish(models, datasource_payload(INFLUX))
+
+
+def test_cli_publish_ends_with_our_error_for_an_unreachable_grafana() -> None:
+    from typer.testing import CliRunner
+
+    from gridwatch import cli
+
+    cli._register()
+    result = CliRunner().invoke(
+        cli.app, ["dashboards", "publish", "--url", "http://127.0.0.1:9", "--token", "t"]
+    )
+    assert isinstance(result.exception, GrafanaUnreachableError)  # main() prints one line
+    assert "\n" not in str(result.exception)
+
+
+def test_cli_publish_refuses_a_url_without_scheme() -> None:
+    from typer.testing import CliRunner
+
+    from gridwatch import cli
+    from gridwatch.errors import ConfigError
+
+    cli._register()
+    result = CliRunner().invoke(
+        cli.app, ["dashboards", "publish", "--url", "grafana:3000", "--token", "t"]
+    )
+    assert isinstance(result.exception, ConfigError)
