@@ -30,9 +30,9 @@ from simulators.crowds import (
     schedule_incidents,
 )
 from simulators.faults import FaultPlan
-from simulators.messages import Message, TsCache
+from simulators.messages import Message, TsCache, parse_rfc3339
 from simulators.scenario import MALFORMED_CLASSES, Scenario, ScenarioError
-from simulators.truth import GroundTruth, IncidentTracker, Residents
+from simulators.truth import GroundTruth, Incident, IncidentTracker, Residents
 from simulators.water import WaterModel, WaterSites
 from simulators.weather import RainField
 
@@ -155,6 +155,7 @@ class Simulation:
             sc.faults, {k: g[k].ids for k in KIND_ORDER}, self.run_s, r_fault, self.start, self.ts
         )
         self.truth.faults.extend(self.plan.log)
+        self._device_fault_incidents()
         self.classes = list(sc.faults.malformed_classes or MALFORMED_CLASSES)
         self.residents = Residents(sc.complaints, r_res, self.start + self.run_s)
         self.truth.complaints = self.residents.complaints
@@ -264,6 +265,30 @@ class Simulation:
             Category.CROWDING: make(Category.CROWDING, "camera", cams, sc.crowding_for),
         }
 
+    def _device_fault_incidents(self) -> None:
+        """Lasting faults are incidents too: each would deserve a device_fault ticket."""
+        counts: dict[str, int] = {}
+        for f in sorted(self.plan.log, key=lambda f: (f["start"], f["device_id"], f["fault"])):
+            place = self.registry.devices[f["device_id"]]
+            dev = f["device_id"]
+            counts[dev] = counts.get(dev, 0) + 1
+            start = parse_rfc3339(f["start"])
+            end = parse_rfc3339(f["end"]) if f["end"] else None
+            self.truth.incidents.append(
+                Incident(
+                    incident_id=f"inc-device_fault-{dev}-{counts[dev]:04d}",
+                    category=Category.DEVICE_FAULT,
+                    grid_id=place.grid_id,
+                    district_id=place.district_id,
+                    site=dev,
+                    lon=place.device.lon,
+                    lat=place.device.lat,
+                    start=start,
+                    end=end,
+                    detail=f["fault"],
+                )
+            )
+
     # -- the loop -------------------------------------------------------------------
 
     def messages(self) -> Iterator[Message]:
@@ -295,15 +320,13 @@ def iter_readings(
     truth: GroundTruth | None = None,
     city: City | None = None,
 ) -> Iterator[Message]:
-    """Messages of ``scenario`` in publish order; with ``truth``, fill it as well."""
+    """Messages of ``scenario`` in publish order; ``truth`` is filled once they are all out."""
     sim = Simulation(scenario, rng, start, city=city)
-    if truth is not None:
-        sim.truth = truth
-        truth.faults.extend(sim.plan.log)
-        truth.complaints = sim.residents.complaints
-        for tracker in sim.trackers.values():
-            tracker.incidents = truth.incidents
     yield from sim.messages()
+    if truth is not None:
+        truth.incidents.extend(sim.truth.incidents)
+        truth.complaints.extend(sim.truth.complaints)
+        truth.faults.extend(sim.truth.faults)
 
 
 __all__ = ["KIND_ORDER", "Message", "Simulation", "iter_readings"]

@@ -290,7 +290,11 @@ def _emit(
                     "kind": kind,
                     "at": at,
                     "seq": seq,
-                    "detail": {"class": cls, "expected_reason": MALFORMED_CLASSES[cls]},
+                    "detail": {
+                        "class": cls,
+                        "expected_reason": MALFORMED_CLASSES[cls],
+                        "topic": topic,
+                    },
                 }
             )
             out.append(Message.from_bytes(t, topic, raw))

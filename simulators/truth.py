@@ -52,6 +52,7 @@ class Incident:
     first_complaint_at: int | None = None
     peak: float = 0.0
     complaint_ids: list[str] = field(default_factory=list)
+    detail: str = ""  # device_fault: which fault
 
     def to_dict(self) -> dict[str, Any]:
         def t(v: int | None) -> str | None:
@@ -72,6 +73,7 @@ class Incident:
             "end": t(self.end),
             "peak": round(self.peak, 2),
             "complaint_ids": self.complaint_ids,
+            "detail": self.detail,
         }
 
 

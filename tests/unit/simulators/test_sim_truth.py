@@ -88,7 +88,7 @@ def test_the_truth_files_are_written_sorted_and_parse(storm_run, tmp_path) -> No
     assert set(incidents[0]) == {
         "incident_id", "incident_key", "category", "grid_id", "district_id", "site", "lon",
         "lat", "start", "complaint_worthy_at", "first_complaint_at", "end", "peak",
-        "complaint_ids",
+        "complaint_ids", "detail",
     }  # fmt: skip
     starts = [i["start"] for i in incidents]
     assert starts == sorted(starts)
@@ -222,3 +222,16 @@ def test_run_scenario_calls_the_hotline_at_complaint_time(tmp_path) -> None:
         # Delivered before the first message published after its time.
         assert published_before <= c.ts.timestamp()
     assert [c.ts for _, c in calls] == sorted(c.ts for _, c in calls)
+
+
+def test_lasting_faults_are_device_fault_incidents(typhoon_run) -> None:
+    sim, _ = typhoon_run
+    lasting = [f for f in sim.truth.faults if "start" in f]
+    incidents = [i for i in sim.truth.incidents if i.category is Category.DEVICE_FAULT]
+    assert lasting and len(incidents) == len(lasting)
+    assert {(i.site, i.detail) for i in incidents} == {
+        (f["device_id"], f["fault"]) for f in lasting
+    }
+    for inc in incidents:
+        assert inc.grid_id == sim.registry.devices[inc.site].grid_id
+        assert inc.complaint_worthy_at is None  # residents do not call about sensors
