@@ -29,6 +29,7 @@ from simulators.cli_support import (
 from simulators.cli_support import (
     provision as provision_stack,
 )
+from simulators.complaints_out import ApiComplaintSink, KafkaComplaintSink
 from simulators.engine import Simulation
 from simulators.messages import Message
 from simulators.output import write_jsonl
@@ -178,8 +179,17 @@ def simulate(
     ] = None,
     complaints: Annotated[
         str,
-        typer.Option(help="Also call the hotline: none, or kafka (gw.complaints, at their time)."),
+        typer.Option(
+            help="Also call the hotline at each complaint's time: none, kafka (gw.complaints) "
+            "or api (the ticket API's intake)."
+        ),
     ] = "none",
+    complaints_url: Annotated[
+        str | None, typer.Option(help="Ticket API base URL (default from settings.tickets).")
+    ] = None,
+    complaints_token: Annotated[
+        str | None, typer.Option(help="Bearer token (operator role) for --complaints api.")
+    ] = None,
     provision: Annotated[
         bool,
         typer.Option(
@@ -205,14 +215,20 @@ def simulate(
     if to == "mqtt":
         city = generate_city(sc.city.seed, sc.city.size, max_devices=sc.city.max_devices)
         sink = MqttSink({d["device_id"] for d in city.devices})
-    if complaints not in ("none", "kafka"):
-        raise typer.BadParameter("--complaints must be none or kafka")
-    hotline = None
+    if complaints not in ("none", "kafka", "api"):
+        raise typer.BadParameter("--complaints must be none, kafka or api")
+    hotline: KafkaComplaintSink | ApiComplaintSink | None = None
     if complaints == "kafka":
         from gridwatch.cli import settings
-        from simulators.complaints_out import KafkaComplaintSink
 
         hotline = KafkaComplaintSink(settings().kafka)
+    elif complaints == "api":
+        from gridwatch.cli import settings
+
+        if not complaints_token:
+            raise typer.BadParameter("--complaints api needs --complaints-token")
+        t = settings().tickets
+        hotline = ApiComplaintSink(complaints_url or f"http://{t.host}:{t.port}", complaints_token)
     with progress_bar() as progress:
         task = progress.add_task(f"{sc.name}", total=sc.duration, info="")
 
@@ -246,7 +262,10 @@ def simulate(
         *((f"  {k}", v) for k, v in sorted(cats.items())),
         ("complaint-worthy", sum(1 for i in truth.incidents if i.complaint_worthy_at)),
         ("complaints", len(truth.complaints)),
-        ("complaints sent", "none" if hotline is None else f"{len(truth.complaints)} to Kafka"),
+        (
+            "complaints sent",
+            "none" if hotline is None else f"{len(truth.complaints)} ({complaints})",
+        ),
         ("faults", len(truth.faults)),
         *((f"  {k}", v) for k, v in sorted(faults.items())),
         ("output", str(out_dir)),

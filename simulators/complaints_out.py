@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import httpx
+
 from gridwatch.contracts import Complaint
 from gridwatch.errors import GridWatchError
 from gridwatch.settings import KafkaSettings
@@ -101,3 +103,44 @@ class KafkaComplaintSink:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
+
+
+class ApiComplaintSink:
+    """POSTs each complaint to the ticket API's intake (``/api/v1/complaints``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.url = base_url.rstrip("/") + "/api/v1/complaints"
+        self._client = httpx.Client(
+            headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s, transport=transport
+        )
+        self.linked = 0
+
+    def __call__(self, complaint: Complaint) -> None:
+        try:
+            resp = self._client.post(self.url, json=complaint.model_dump(mode="json"))
+        except httpx.HTTPError as exc:
+            raise ComplaintDeliveryError(
+                f"complaint {complaint.complaint_id}: {self.url} unreachable: {exc!r}"
+            ) from exc
+        if resp.status_code >= 300:
+            raise ComplaintDeliveryError(
+                f"complaint {complaint.complaint_id}: {self.url} answered "
+                f"{resp.status_code} {resp.text[:200]}"
+            )
+        body = (
+            resp.json()
+            if resp.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
+        if isinstance(body, dict) and body.get("linked"):
+            self.linked += 1
+
+    def close(self) -> None:
+        self._client.close()

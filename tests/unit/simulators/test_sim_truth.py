@@ -235,3 +235,31 @@ def test_lasting_faults_are_device_fault_incidents(typhoon_run) -> None:
     for inc in incidents:
         assert inc.grid_id == sim.registry.devices[inc.site].grid_id
         assert inc.complaint_worthy_at is None  # residents do not call about sensors
+
+
+def test_api_sink_posts_complaints_with_the_token_and_reports_refusals() -> None:
+    import httpx
+
+    from simulators.complaints_out import ApiComplaintSink, ComplaintDeliveryError
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if json.loads(request.content)["complaint_id"] == "bad":
+            return httpx.Response(422, json={"detail": "nope"})
+        return httpx.Response(200, json={"complaint_id": "x", "linked": True})
+
+    sink = ApiComplaintSink("http://tickets:8080/", "tok", transport=httpx.MockTransport(handler))
+    good = Complaint(
+        complaint_id="c-1", ts=datetime.fromtimestamp(1_784_012_400, UTC),
+        category=Category.WATERLOGGING, lon=121.4, lat=31.2, grid_id="G",
+    )  # fmt: skip
+    sink(good)
+    assert seen[0].url == "http://tickets:8080/api/v1/complaints"
+    assert seen[0].headers["authorization"] == "Bearer tok"
+    assert Complaint.model_validate_json(seen[0].content) == good
+    assert sink.linked == 1
+    with pytest.raises(ComplaintDeliveryError, match="422"):
+        sink(good.model_copy(update={"complaint_id": "bad"}))
+    sink.close()
