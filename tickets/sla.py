@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from tickets import rules
@@ -20,8 +20,17 @@ class SlaSweeper(TicketStore):
         with self.read_session() as rs:
             ids = list(
                 rs.scalars(
+                    # only tickets that can need something: unacknowledged ones (stages,
+                    # reminders) and those past their resolve target not yet recorded
                     select(Ticket.id).where(
-                        Ticket.state.in_(("open", "acknowledged", "dispatched"))
+                        or_(
+                            Ticket.state == "open",
+                            and_(
+                                Ticket.state.in_(("acknowledged", "dispatched")),
+                                Ticket.resolve_due < now,
+                                Ticket.resolve_breached.is_(False),
+                            ),
+                        )
                     )
                 )
             )

@@ -351,3 +351,22 @@ def test_concurrent_complaints_open_one_reactive_ticket(
     with ThreadPoolExecutor(max_workers=6) as pool:
         ids = list(pool.map(file, range(6)))
     assert len(set(ids)) == 1
+
+
+def test_sweep_records_resolve_breach_of_acknowledged_ticket(
+    service: TicketService, clock: Clock
+) -> None:
+    tid = service.raise_alert(make_alert("sb1")).ticket_id or ""
+    clock.advance(minutes=5)
+    service.acknowledge(tid, "op")
+    assert service.sweep(T0 + timedelta(minutes=44))["breaches"] == 0
+    assert service.sweep(T0 + timedelta(minutes=46)) == {
+        "escalations": 0,
+        "reminders": 0,
+        "breaches": 1,
+    }
+    assert service.sweep(T0 + timedelta(minutes=50))["breaches"] == 0
+    with service.read_session() as s:
+        t = s.get(Ticket, tid)
+        assert t is not None
+        assert (t.ack_breached, t.resolve_breached) == (False, True)
