@@ -137,9 +137,21 @@ def test_console_live_queue_and_acknowledge(
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
 
+    # clicking another grid on the map filters the queue; clicking again clears it
+    page.locator('#map path[data-grid="D01-S01-G01"]').click()
+    expect(page.locator("#queue tbody tr[data-id]")).to_have_count(0)
+    page.locator('#map path[data-grid="D01-S01-G01"]').click()
+    expect(row).to_be_visible()
+
     # English fallback toggle
     page.locator("#lang").click()
     expect(page.locator("#queue-h")).to_have_text("Live queue")
+
+    # resolving closes the ticket: it leaves the queue and feeds the precision table
+    page.locator('button[data-action="resolve"]').click()
+    expect(page.locator("#d-state")).to_have_attribute("data-state", "resolved")
+    expect(row).to_have_count(0)
+    expect(page.locator('#prec-table tr[data-by="by_rule"] td').nth(2)).to_have_text("100%")
 
 
 def test_console_viewer_has_no_actions_and_bad_token_is_refused(

@@ -1,6 +1,6 @@
 // GridWatch watch-floor console: live queue (SSE), grid map, detail, actions, KPI tiles.
 "use strict";
-const state = { token: null, role: null, queue: [], selected: null, geo: null, refreshTimer: null };
+const state = { token: null, role: null, queue: [], selected: null, geo: null, refreshTimer: null, grid: null };
 const ACTIONS = {
   pre_alert: ["false_alarm"],
   open: ["acknowledge", "dispatch", "false_alarm"],
@@ -55,7 +55,7 @@ async function refresh() {
     api("/api/v1/queue"), api("/api/v1/kpis"), api("/api/v1/precision"),
   ]);
   state.queue = q.items;
-  renderQueue(); renderKpis(k.overall, p.overall); colourMap();
+  renderQueue(); renderKpis(k.overall, p.overall); renderPrecision(p); colourMap();
   if (state.selected) await showTicket(state.selected);
 }
 
@@ -66,14 +66,35 @@ function fmtDue(tk) {
   return `${new Date(due).toLocaleTimeString()} (${mins >= 0 ? "+" : ""}${mins}′)`;
 }
 
+function renderPrecision(p) {
+  const rows = [];
+  for (const [by, label] of [["by_rule", "rule"], ["by_model", "model"], ["by_sensor", "sensor"]]) {
+    const entries = Object.entries(p[by] || {}).sort((a, b) => (a[1].precision ?? 2) - (b[1].precision ?? 2)).slice(0, 5);
+    for (const [key, r] of entries) {
+      rows.push(el("tr", { "data-by": by }, el("td", {}, t(label)), el("td", {}, key),
+        el("td", {}, r.precision === null ? "—" : `${Math.round(r.precision * 100)}%`),
+        el("td", {}, r.real + r.already_fixed), el("td", {}, r.false_alarm), el("td", {}, r.n)));
+    }
+  }
+  $("#prec-table tbody").replaceChildren(...rows);
+}
+
+function filterGrid(grid) {
+  state.grid = state.grid === grid ? null : grid;
+  $("#grid-filter").hidden = !state.grid;
+  $("#grid-filter-id").textContent = state.grid || "";
+  renderQueue();
+}
+
 function renderQueue() {
   const body = $("#queue tbody");
   body.replaceChildren();
-  if (!state.queue.length) {
+  const items = state.grid ? state.queue.filter((tk) => tk.grid_id === state.grid) : state.queue;
+  if (!items.length) {
     body.append(el("tr", {}, el("td", { colSpan: 6 }, t("empty"))));
     return;
   }
-  for (const tk of state.queue) {
+  for (const tk of items) {
     const breach = tk.ack_breached || tk.resolve_breached;
     const row = el("tr", { "data-id": tk.id, "data-state": tk.state, class: tk.id === state.selected ? "sel" : "" },
       el("td", {}, el("span", { class: `sev ${tk.severity}` }, t(tk.severity))),
@@ -119,6 +140,7 @@ async function loadMap() {
     const title = document.createElementNS(ns, "title");
     title.textContent = `${f.properties.id} ${f.properties.name || ""}`;
     p.append(title);
+    p.addEventListener("click", () => filterGrid(f.properties.id));
     svg.append(p);
   }
   colourMap();
@@ -174,7 +196,10 @@ async function showTicket(id) {
     el("div", {}, el("span", { class: `sev ${d.severity}` }, t(d.severity)), " ", t(d.category), " · ",
       d.grid_id, " · ", el("b", { id: "d-state", "data-state": d.state }, t(d.state)), prob),
     el("div", {}, `${t("why")}: ${d.why}`),
-    el("div", {}, `${t("assignee")}: ${d.assignee} · ${t("agency")}: ${d.agency}`));
+    el("div", {}, `${t("assignee")}: ${d.assignee} · ${t("agency")}: ${d.agency}`),
+    el("div", {}, `${t("versions")}: ${t("rule")} ${d.rule_version || "—"} · ${t("model")} ${d.model_version || "—"}`),
+    el("div", { id: "d-complaints" }, `${t("complaints")}: ${d.complaints.length}` +
+      d.complaints.filter((c) => c.pre_empted).map((c) => ` · ${t("pre_empted")} ${t("lead")} ${c.lead_min}`).join("")));
   sparkline(d.sparkline, d.forecast);
   const acts = $("#d-actions");
   acts.replaceChildren();
@@ -239,6 +264,7 @@ function boot() {
     $("#lang").textContent = LANG === "zh" ? "EN" : "中文";
     applyLabels(); renderQueue(); if (state.selected) showTicket(state.selected);
   });
+  $("#grid-filter-clear").addEventListener("click", () => filterGrid(state.grid));
   $("#logout").addEventListener("click", () => { sessionStorage.removeItem("gw-token"); location.reload(); });
   const m = location.hash.match(/token=([^&]+)/);
   if (m) { sessionStorage.setItem("gw-token", decodeURIComponent(m[1])); history.replaceState(null, "", location.pathname); }

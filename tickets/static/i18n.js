@@ -16,6 +16,9 @@ const LABELS = {
     resolved: "resolved", auto_resolved: "auto-resolved", retracted: "retracted",
     waterlogging: "waterlogging", bike_overflow: "bike overflow", street_vendor: "street vendor",
     exposed_garbage: "exposed garbage", road_occupation: "road occupation", crowding: "crowding",
+    outcomes: "Outcome feedback (precision)", by: "By", key: "Key", real: "real",
+    rule: "rule", model: "model", sensor: "sensor", versions: "Versions",
+    complaints: "Complaints", pre_empted: "pre-empted", lead: "lead (min)",
     device_fault: "device fault", info: "info", minor: "minor", major: "major", critical: "critical",
   },
   zh: {
@@ -31,6 +34,9 @@ const LABELS = {
     dispatched: "已派遣", resolved: "已办结", auto_resolved: "自动消警", retracted: "预警撤销",
     waterlogging: "积水", bike_overflow: "单车堆积", street_vendor: "占道经营",
     exposed_garbage: "暴露垃圾", road_occupation: "道路占用", crowding: "人员聚集",
+    outcomes: "处置反馈（准确率）", by: "维度", key: "名称", real: "属实", rule: "规则",
+    model: "模型", sensor: "传感器", versions: "版本", complaints: "市民诉求",
+    pre_empted: "未诉先办", lead: "提前量(分)",
     device_fault: "设备故障", info: "提示", minor: "一般", major: "较重", critical: "严重",
   },
 };
