@@ -81,9 +81,14 @@ def site_variable(measurements: Iterable[str] = ("water",)) -> db.QueryVariable:
 
 
 def ticket_annotation() -> InfluxAnnotation:
-    """Tickets raised, drawn on every time series of the dashboard."""
+    """Tickets raised, drawn on every time series of the dashboard.
+
+    Reads only what both writers of ``ticket`` provide (streams.influx_sink.ticket_point
+    has state and event as tags, tickets.outbox.influx_line as fields; InfluxQL selects
+    and filters either the same way); ``reason`` is empty where the relay omits it.
+    """
     query = (
-        'SELECT "reason", "ticket_id", "incident", "category", "severity", "state" '
+        'SELECT "ticket_id", "reason", "event", "state", "category", "severity" '
         f'FROM "ticket" WHERE "event" = \'create\' AND {GRID} AND {TIME}'
     )
     return (
@@ -91,7 +96,7 @@ def ticket_annotation() -> InfluxAnnotation:
         .icon_color("orange")
         .text_column("reason")
         .tags_column("category,severity,state")
-        .title_column("incident")
+        .title_column("ticket_id")
     )
 
 

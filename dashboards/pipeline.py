@@ -110,7 +110,7 @@ def tickets_per_hour() -> timeseries.Panel:
         "Tickets raised per hour by category (ticket events with event = create).",
         [
             InfluxQL(
-                'SELECT count("value") FROM "ticket" '
+                'SELECT count("ticket_id") FROM "ticket" '
                 f"WHERE \"event\" = 'create' AND {GRID} AND {TIME} "
                 'GROUP BY time(1h), "category" fill(none)'
             ).alias("$tag_category")

@@ -36,10 +36,10 @@ UID = "gridwatch-wall"
 def active_incidents() -> stat.Panel:
     return kpi(
         "活跃事件",
-        "Active incidents: distinct incident keys whose ticket was open, acknowledged or "
-        "dispatched within the time range (ticket events from the outbox relay).",
+        "Active incidents: distinct tickets (one per incident key) that were open, "
+        "acknowledged or dispatched within the time range (ticket events).",
         InfluxQL(
-            'SELECT count(distinct("incident")) AS "incidents" FROM "ticket" '
+            'SELECT count(distinct("ticket_id")) AS "incidents" FROM "ticket" '
             f'WHERE "state" =~ /^({OPEN_STATES})$/ AND {GRID} AND {TIME}'
         ),
         thresholds=thresholds((None, "green"), (1, "orange"), (5, "red")),
@@ -49,10 +49,10 @@ def active_incidents() -> stat.Panel:
 def pre_alerts() -> stat.Panel:
     return kpi(
         "预警",
-        "Pre-alerts: incidents with a forecast-driven pre_alert ticket in the time range "
+        "Pre-alerts: tickets in the forecast-driven pre_alert state in the time range "
         "(未诉先办: raised before any complaint).",
         InfluxQL(
-            'SELECT count(distinct("incident")) AS "pre_alerts" FROM "ticket" '
+            'SELECT count(distinct("ticket_id")) AS "pre_alerts" FROM "ticket" '
             f"WHERE \"state\" = 'pre_alert' AND {GRID} AND {TIME}"
         ),
         thresholds=thresholds((None, "blue"), (1, "yellow")),
@@ -65,7 +65,7 @@ def sla_breaches() -> stat.Panel:
         "SLA breaches: acknowledge or resolve targets missed in the time range "
         "(ticket events with event = sla_breach).",
         InfluxQL(
-            'SELECT count("value") AS "breaches" FROM "ticket" '
+            'SELECT count("ticket_id") AS "breaches" FROM "ticket" '
             f"WHERE \"event\" = 'sla_breach' AND {GRID} AND {TIME}"
         ),
         thresholds=thresholds((None, "green"), (1, "red")),
@@ -202,11 +202,11 @@ def sensor_map() -> geomap.Panel:
 def open_tickets_by_grid() -> bargauge.Panel:
     return bars(
         "各网格未结工单",
-        "Open tickets by grid: distinct incidents per grid with a ticket in an active state "
+        "Open tickets by grid: distinct tickets per grid in an active state "
         "(pre_alert, open, acknowledged, dispatched) in the time range.",
         [
             InfluxQL(
-                'SELECT count(distinct("incident")) AS "open" FROM "ticket" '
+                'SELECT count(distinct("ticket_id")) AS "open" FROM "ticket" '
                 f'WHERE "state" =~ /^({ACTIVE_STATES})$/ AND {GRID} AND {TIME} GROUP BY "grid"'
             ).alias("$tag_grid")
         ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from gridwatch.contracts import (
 from gridwatch.influx import Point
 from ingest.metrics import BridgeMetrics
 from streams.influx_sink import alert_point, assessment_point, reading_point, ticket_point
+from tickets.outbox import OutboxMessage, influx_line
 
 MINUTES = 90
 DISTRICTS = {"G01": "D1", "G02": "D1", "G03": "D2"}
@@ -59,18 +60,30 @@ def _depth(t: int, peak_at: int, peak: float) -> float:
     return max(0.0, peak * math.exp(-x * x) - 0.3)
 
 
-def storm_points(end: datetime | None = None, seed: int = 7) -> list[Point]:
-    """Points for the ``MINUTES`` minutes before ``end`` (default now)."""
+def storm_points(end: datetime, seed: int = 7, *, tickets: bool = True) -> list[Point]:
+    """Points for the ``MINUTES`` minutes before ``end``; ticket events as
+    ``streams.influx_sink.ticket_point`` maps them unless ``tickets`` is False."""
     rng = np.random.default_rng(seed)
-    end = (end or datetime.now(UTC)).replace(microsecond=0)
     start = end - timedelta(minutes=MINUTES)
     points: list[Point] = []
     for t in range(MINUTES):
         ts = start + timedelta(minutes=t)
         points += _readings_at(t, ts, rng)
-    points += _alerts_and_tickets(start)
+    points += _alerts(start)
+    if tickets:
+        points += [_ticket_point(event) for event in ticket_events(start)]
     points += _pipeline(start)
     return points
+
+
+def relay_ticket_lines(end: datetime) -> list[str]:
+    """The same ticket events as line protocol of the tickets outbox relay
+    (``tickets.outbox.influx_line``: state and event as fields, not tags)."""
+    start = end - timedelta(minutes=MINUTES)
+    return [
+        influx_line(OutboxMessage(seq=n, event_id=e.event_id, key=e.incident_key, event=e))
+        for n, e in enumerate(ticket_events(start), start=1)
+    ]
 
 
 def _area(grid: str) -> dict[str, str]:
@@ -230,10 +243,16 @@ def _water_assessment(reading: WaterReading, t: int, i: int) -> Assessment:
     )
 
 
-def _alerts_and_tickets(start: datetime) -> list[Point]:
+WATER_INCIDENT = incident_key("G01", Category.WATERLOGGING, "wl-001")
+BIKE_INCIDENT = incident_key("G03", Category.BIKE_OVERFLOW, "bk-002")
+# ticket id → (pre_empted, lead_min) of its complaint
+COMPLAINT_LEADS: dict[str, tuple[int, float | None]] = {"t-1": (1, 22.0), "t-2": (0, None)}
+
+
+def _alerts(start: datetime) -> list[Point]:
     at = lambda m: start + timedelta(minutes=m)  # noqa: E731
-    key = incident_key("G01", Category.WATERLOGGING, "wl-001")
-    out = [
+    key = WATER_INCIDENT
+    return [
         alert_point(
             Alert(
                 alert_id="a-1",
@@ -276,44 +295,49 @@ def _alerts_and_tickets(start: datetime) -> list[Point]:
             )
         ),
     ]
-    events = [
-        ("t-1", key, "G01", Category.WATERLOGGING, "create", "pre_alert", 30, "forecast"),
-        ("t-1", key, "G01", Category.WATERLOGGING, "promote", "open", 52, "confirmed"),
-        ("t-1", key, "G01", Category.WATERLOGGING, "complaint", "open", 52, "complaint c-1"),
-        ("t-1", key, "G01", Category.WATERLOGGING, "sla_breach", "open", 70, "ack missed"),
-        ("t-1", key, "G01", Category.WATERLOGGING, "acknowledge", "acknowledged", 72, ""),
-        ("t-1", key, "G01", Category.WATERLOGGING, "dispatch", "dispatched", 75, ""),
+
+
+def ticket_events(start: datetime) -> list[TicketEvent]:
+    """A proactive waterlogging ticket (pre-alert → open → complaint pre-empted → SLA
+    breach → acknowledged → dispatched) and a reactive bike ticket, resolved."""
+    w, b = WATER_INCIDENT, BIKE_INCIDENT
+    rows = [
+        ("t-1", w, "G01", Category.WATERLOGGING, "create", "pre_alert", 30, "forecast"),
+        ("t-1", w, "G01", Category.WATERLOGGING, "promote", "open", 52, "confirmed"),
+        ("t-1", w, "G01", Category.WATERLOGGING, "complaint", "open", 52.5, "complaint c-1"),
+        ("t-1", w, "G01", Category.WATERLOGGING, "sla_breach", "open", 70, "ack missed"),
+        ("t-1", w, "G01", Category.WATERLOGGING, "acknowledge", "acknowledged", 72, ""),
+        ("t-1", w, "G01", Category.WATERLOGGING, "dispatch", "dispatched", 75, ""),
+        ("t-2", b, "G03", Category.BIKE_OVERFLOW, "create", "open", 55, "reactive: bikes"),
+        ("t-2", b, "G03", Category.BIKE_OVERFLOW, "complaint", "open", 56, "complaint c-2"),
+        ("t-2", b, "G03", Category.BIKE_OVERFLOW, "resolve", "resolved", 80, "cleared"),
     ]
-    bkey = incident_key("G03", Category.BIKE_OVERFLOW, "bk-002")
-    events += [
-        ("t-2", bkey, "G03", Category.BIKE_OVERFLOW, "create", "open", 55, "reactive: bikes"),
-        ("t-2", bkey, "G03", Category.BIKE_OVERFLOW, "complaint", "open", 56, "complaint c-2"),
-        ("t-2", bkey, "G03", Category.BIKE_OVERFLOW, "resolve", "resolved", 80, "cleared"),
-    ]
-    leads = {"t-1": (1, 22.0), "t-2": (0, None)}
-    for n, (tid, incident, grid, cat, event, state, minute, reason) in enumerate(events):
-        point = ticket_point(
-            TicketEvent(
-                event_id=f"e-{n}",
-                ticket_id=tid,
-                incident_key=incident,
-                event=event,
-                state=state,  # type: ignore[arg-type]  # literal states above
-                category=cat,
-                severity=Severity.MAJOR,
-                grid_id=grid,
-                ts=at(minute),
-                reason=reason,
-            )
+    return [
+        TicketEvent(
+            event_id=f"e-{n}",
+            ticket_id=tid,
+            incident_key=incident,
+            event=event,
+            state=state,  # type: ignore[arg-type]  # literal states above
+            category=cat,
+            severity=Severity.MAJOR,
+            grid_id=grid,
+            ts=start + timedelta(minutes=minute),
+            reason=reason,
         )
-        if event == "complaint":  # not written yet: see NOT_WRITTEN_YET
-            pre_empted, lead = leads[tid]
-            extra: dict[str, float | int] = {"pre_empted": pre_empted}
-            if lead is not None:
-                extra["lead_min"] = lead
-            point = replace(point, fields={**point.fields, **extra})
-        out.append(point)
-    return out
+        for n, (tid, incident, grid, cat, event, state, minute, reason) in enumerate(rows)
+    ]
+
+
+def _ticket_point(event: TicketEvent) -> Point:
+    point = ticket_point(event)
+    if event.event != "complaint":
+        return point
+    pre_empted, lead = COMPLAINT_LEADS[event.ticket_id]  # not written yet: NOT_WRITTEN_YET
+    extra: dict[str, float | int] = {"pre_empted": pre_empted}
+    if lead is not None:
+        extra["lead_min"] = lead
+    return replace(point, fields={**point.fields, **extra})
 
 
 def _pipeline(start: datetime) -> list[Point]:
