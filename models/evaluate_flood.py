@@ -1,0 +1,239 @@
+"""Flood forecasting evaluation: FloodNet event profiles and simulated storms."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+from models import flood_forecast as ff
+from models import storms, train
+from models.evaluate import INCH_CM
+
+ISSUE_MIN = (5, 10, 15, 20, 25, 30)
+LEADS = (15, 30)
+
+
+def _profiles(path: Path) -> list[dict[str, Any]]:
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            try:
+                d = np.array(json.loads(r["flood_profile_depth_inches"]), dtype=float)
+                t = np.array(json.loads(r["flood_profile_time_secs"]), dtype=float)
+            except (ValueError, KeyError):
+                continue
+            if d.size < 5:
+                continue
+            out.append({"start": r["flood_start_time"], "t_min": t / 60.0, "depth_in": d})
+    return out
+
+
+def _depth_at(ev: dict[str, Any], minute: float) -> float:
+    t, d = ev["t_min"], ev["depth_in"]
+    if minute > t[-1]:
+        return 0.0  # the event is over: depth back below 10 mm
+    return float(np.interp(minute, t, d))
+
+
+def _rows(events: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X, Y, E = [], [], []
+    for k, ev in enumerate(events):
+        for m in ISSUE_MIN:
+            if m > ev["t_min"][-1]:
+                break
+            now = _depth_at(ev, m)
+            past = [ev["depth_in"][ev["t_min"] <= m]]
+            X.append(
+                [
+                    now,
+                    now - _depth_at(ev, m - 5),
+                    now - _depth_at(ev, max(m - 15, 0)),
+                    m,
+                    float(np.max(past[0])),
+                ]
+            )
+            Y.append([_depth_at(ev, m + h) for h in LEADS])
+            E.append(k)
+    return np.array(X), np.array(Y), np.array(E)
+
+
+def _skill(pred: np.ndarray, obs: np.ndarray) -> dict[str, float | None]:
+    tp = int(np.sum(pred & obs))
+    fp = int(np.sum(pred & ~obs))
+    fn = int(np.sum(~pred & obs))
+    return {
+        "hit_rate": round(tp / (tp + fn), 3) if tp + fn else None,
+        "false_alarm_ratio": round(fp / (tp + fp), 3) if tp + fp else None,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
+def evaluate_floodnet_profiles(
+    path: Path, split: str = "2024-01-01", seed: int = 0
+) -> dict[str, Any]:
+    """Train on events before ``split``, test on the later ones (all before 2025)."""
+    events = _profiles(path)
+    train_ev = [e for e in events if e["start"] < split]
+    test_ev = [e for e in events if e["start"] >= split]
+    Xtr, Ytr, _ = _rows(train_ev)
+    Xte, Yte, Ete = _rows(test_ev)
+    out: dict[str, Any] = {
+        "train_events": len(train_ev),
+        "test_events": len(test_ev),
+        "split": split,
+        "by_lead": {},
+    }
+    for j, h in enumerate(LEADS):
+        reg = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, random_state=seed)
+        reg.fit(Xtr, Ytr[:, j] - Xtr[:, 0])
+        pred = Xte[:, 0] + reg.predict(Xte)
+        res: dict[str, Any] = {
+            "mae_in": {
+                "model": round(float(np.abs(pred - Yte[:, j]).mean()), 3),
+                "persistence": round(float(np.abs(Xte[:, 0] - Yte[:, j]).mean()), 3),
+            },
+        }
+        for thr in (4.0, 12.0):
+            clf = HistGradientBoostingClassifier(
+                max_iter=150, learning_rate=0.08, random_state=seed
+            )
+            ytr = Ytr[:, j] > thr
+            if ytr.all() or not ytr.any():
+                continue
+            clf.fit(Xtr, ytr)
+            p = clf.predict_proba(Xte)[:, 1]
+            obs = Yte[:, j] > thr
+            model = _skill(p >= 0.5, obs)
+            persist = _skill(Xte[:, 0] > thr, obs)
+            # lead time: per test event that crosses thr, minutes between the first
+            # warning (issue time + lead) and the first observed crossing
+            leads_m, leads_p = [], []
+            for k in np.unique(Ete):
+                ev = test_ev[k]
+                cross = ev["t_min"][ev["depth_in"] > thr]
+                if cross.size == 0:
+                    continue
+                rows = np.flatnonzero(Ete == k)
+                warn = [Xte[r, 3] for r in rows if p[r] >= 0.5]
+                pers = [Xte[r, 3] for r in rows if Xte[r, 0] > thr]
+                if warn:
+                    leads_m.append(cross[0] - warn[0])
+                if pers:
+                    leads_p.append(cross[0] - pers[0])
+            res[f"exceed_{thr:g}in"] = {
+                "model": model,
+                "persistence": persist,
+                "median_lead_min_model": round(float(np.median(leads_m)), 1) if leads_m else None,
+                "median_lead_min_persistence": round(float(np.median(leads_p)), 1)
+                if leads_p
+                else None,
+                "brier": round(float(np.mean((p - obs) ** 2)), 4),
+            }
+        out["by_lead"][str(h)] = res
+    out["cm_per_inch"] = INCH_CM
+    return out
+
+
+def _episode_leads(
+    pred: np.ndarray, obs: np.ndarray, site: np.ndarray, t: np.ndarray, h: int
+) -> list[float]:
+    """Minutes from the first warning to the first observed exceedance, per site."""
+    leads = []
+    for s in np.unique(site):
+        rows = np.flatnonzero(site == s)
+        order = rows[np.argsort(t[rows])]
+        first_obs = order[obs[order]]
+        if first_obs.size == 0:
+            continue
+        t_exceed = t[first_obs[0]] + h * 60.0
+        warned = order[pred[order] & (t[order] + h * 60.0 <= t_exceed + 1)]
+        if warned.size:
+            leads.append((t_exceed - t[warned[0]]) / 60.0)
+    return leads
+
+
+def evaluate_storms(
+    datasets: list[tuple[str, dict[str, np.ndarray], ff.Sites]], model: Any = None
+) -> dict[str, Any]:
+    """Depth MAE and exceedance skill per horizon on simulated storms vs persistence."""
+    out: dict[str, Any] = {}
+    rel_p, rel_o = [], []
+    for name, ds, sites in datasets:
+        X, Y = ds["X"], ds["Y"]
+        if X.shape[0] == 0:
+            continue
+        S = sites.take(ds["site"])
+        forecasters = {"reservoir": ff.ReservoirForecaster()}
+        if model is not None:
+            forecasters["trained"] = model
+        wet = (X[:, 0] > 0.5) | (Y.max(axis=1) > 0.5)
+        res: dict[str, Any] = {"samples": int(X.shape[0]), "wet_samples": int(wet.sum())}
+        base = {"persistence": ff.persistence(X), "linear": ff.linear_extrapolation(X)}
+        for k, h in enumerate(ff.HORIZONS_MIN):
+            hr: dict[str, Any] = {
+                "mae_cm": {
+                    n: round(float(np.abs(p[wet, k] - Y[wet, k]).mean()), 3)
+                    for n, p in base.items()
+                }
+            }
+            for fname, f in forecasters.items():
+                fc = f.predict(X, S)
+                hr["mae_cm"][fname] = round(float(np.abs(fc.q50[wet, k] - Y[wet, k]).mean()), 3)
+                hr[f"coverage_q10_q90_{fname}"] = round(
+                    float(((Y[wet, k] >= fc.q10[wet, k]) & (Y[wet, k] <= fc.q90[wet, k])).mean()), 3
+                )
+                for thr in ff.THRESHOLDS_CM:
+                    obs = Y[:, k] > thr
+                    pred = fc.p_exceed[thr][:, k] >= 0.5
+                    sk = _skill(pred, obs)
+                    sk["median_lead_min"] = _median(
+                        _episode_leads(pred, obs, ds["site"], ds["ts"], h)
+                    )
+                    hr[f"exceed_{thr:g}cm_{fname}"] = sk
+                    if fname == ("trained" if model is not None else "reservoir") and thr == 15.0:
+                        rel_p.append(fc.p_exceed[thr][wet, k])
+                        rel_o.append(obs[wet])
+            for thr in ff.THRESHOLDS_CM:
+                obs = Y[:, k] > thr
+                pred = X[:, 0] > thr
+                sk = _skill(pred, obs)
+                sk["median_lead_min"] = _median(_episode_leads(pred, obs, ds["site"], ds["ts"], h))
+                hr[f"exceed_{thr:g}cm_persistence"] = sk
+            res[f"+{h}min"] = hr
+        out[name] = res
+    if rel_p:
+        p, o = np.concatenate(rel_p), np.concatenate(rel_o)
+        edges = np.linspace(0, 1, 11)
+        b = np.clip(np.digitize(p, edges) - 1, 0, 9)
+        out["_plot"] = {
+            "reliability": [
+                (float(p[b == i].mean()), float(o[b == i].mean()), int((b == i).sum()))
+                for i in range(10)
+                if (b == i).any()
+            ]
+        }
+    return out
+
+
+def _median(v: list[float]) -> float | None:
+    return round(float(np.median(v)), 1) if v else None
+
+
+def storm_datasets(
+    seeds: tuple[int, ...], n_sites: int = 40, minutes: int = 2 * 1440
+) -> list[tuple[str, dict[str, np.ndarray], ff.Sites]]:
+    out = []
+    for s in seeds:
+        run = storms.simulate(s, n_sites=n_sites, minutes=minutes)
+        out.append((f"storms-seed{s}", storms.dataset(run), run.sites))
+    return out
+
+
+__all__ = ["evaluate_floodnet_profiles", "evaluate_storms", "storm_datasets", "train"]
