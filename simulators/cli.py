@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 import typer
@@ -34,6 +34,7 @@ from simulators.engine import Simulation
 from simulators.messages import Message
 from simulators.output import write_jsonl
 from simulators.replay import (
+    Format,
     detect_format,
     first_time,
     read_csv,
@@ -314,7 +315,7 @@ def replay(
     shift = 0
     rebase = parse_start(start or ("now" if to == "mqtt" else "scenario"), to)
     if rebase is not None:
-        shift = int(rebase.timestamp() - first_time(file, form, time_col))  # type: ignore[arg-type]
+        shift = int(rebase.timestamp() - first_time(file, cast(Format, form), time_col))
     messages: Iterator[Message]
     if form == "jsonl":
         messages = read_jsonl(file, shift_s=shift)

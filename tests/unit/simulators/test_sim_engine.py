@@ -286,3 +286,42 @@ def test_wind_keeps_people_indoors() -> None:
         return total
 
     assert people("30 m/s") < 0.5 * people("0 m/s")
+
+
+def test_bike_payloads_add_up_and_cameras_count_plausibly(event_run) -> None:
+    sim, messages = event_run
+    faulty = {
+        (f["device_id"], f["seq"]) for f in sim.truth.faults if f["fault"] in ("spike", "malformed")
+    }
+    bikes = cams = 0
+    for m in messages:
+        if m.body is None or m.device_id.startswith("ghost"):
+            continue
+        p = json.loads(m.body)
+        if (m.device_id, p.get("seq")) in faulty:
+            continue
+        if "/bike/" in m.topic:
+            assert p["bikes"] == sum(p["by_operator"].values())
+            assert 0 <= p["bikes"] <= 5 * p["capacity"]
+            bikes += 1
+        if "/camera/" in m.topic:
+            c = p["counts"]
+            assert all(isinstance(v, int) and v >= 0 for v in c.values())
+            assert 0.0 <= p["water_cover"] <= 1.0 and p["status"] == "ok"
+            cams += 1
+    assert bikes > 1000 and cams > 10_000
+
+
+def test_paced_runs_at_the_asked_speed() -> None:
+    import time
+
+    from simulators.runner import paced
+
+    msgs = [Message(1_000 + 10 * i, "gw/v1/water/a", "{}") for i in range(6)]
+    t0 = time.monotonic()
+    assert list(paced(iter(msgs), None)) == msgs
+    fast = time.monotonic() - t0
+    t0 = time.monotonic()
+    assert list(paced(iter(msgs), 500.0)) == msgs  # 50 s of event time in 0.1 s
+    paced_s = time.monotonic() - t0
+    assert fast < 0.05 and 0.09 <= paced_s < 1.0
