@@ -18,7 +18,7 @@ from dashboards.common import (
     thresholds,
 )
 from dashboards.influxql import InfluxQL
-from dashboards.panels import at, bars, grid_table, kpi, ts
+from dashboards.panels import at, bars, grid_table, kpi, qc_colored, ts
 
 UID = "gridwatch-devices"
 READINGS = '"water", "rain", "bike", "camera", "status"'
@@ -101,19 +101,21 @@ def battery() -> timeseries.Panel:
 def qc_rates() -> timeseries.Panel:
     """Readings per QARTOD flag and kind, stacked to 100 % per kind's series."""
     flags = ((1, "通过"), (3, "可疑"), (4, "失败"), (9, "缺失"))
-    return ts(
-        "质量标志比例",
-        "Quality-flag rates: readings per flag (1 pass, 3 suspect, 4 fail, 9 missing) and "
-        "per measurement, stacked to 100 %.",
-        [
-            InfluxQL(
-                f'SELECT count("qc") AS "{label}" FROM {SENSORS} WHERE "qc" = {flag} '
-                f"AND {SITE} AND {AREA} AND {TIME} {INTERVAL} fill(none)"
-            ).alias("$measurement $col")
-            for flag, label in flags
-        ],
-        bars=True,
-        stack=cm.StackingMode.PERCENT,
+    return qc_colored(
+        ts(
+            "质量标志比例",
+            "Quality-flag rates: readings per flag (1 pass, 3 suspect, 4 fail, 9 missing) and "
+            "per measurement, stacked to 100 %.",
+            [
+                InfluxQL(
+                    f'SELECT count("qc") AS "{label}" FROM {SENSORS} WHERE "qc" = {flag} '
+                    f"AND {SITE} AND {AREA} AND {TIME} {INTERVAL} fill(none)"
+                ).alias("$measurement $col")
+                for flag, label in flags
+            ],
+            bars=True,
+            stack=cm.StackingMode.PERCENT,
+        )
     )
 
 

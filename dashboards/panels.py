@@ -156,3 +156,28 @@ def override(
     """A field override by exact name: ``override("q90", {"custom.fillBelowTo": "q10"})``."""
     values = [dbmodel.DynamicConfigValue(id_val=k, value=v) for k, v in props.items()]
     return dbmodel.MatcherConfig(id_val="byName", options=name), values
+
+
+def color(
+    pattern: str, fixed: str
+) -> tuple[dbmodel.MatcherConfig, list[dbmodel.DynamicConfigValue]]:
+    """Fixed colour for every series whose name matches the regex ``pattern``."""
+    return dbmodel.MatcherConfig(id_val="byRegexp", options=pattern), [
+        dbmodel.DynamicConfigValue(id_val="color", value={"fixedColor": fixed, "mode": "fixed"})
+    ]
+
+
+QC_COLORS = (
+    ("通过", "green"),
+    ("未评估", "blue"),
+    ("可疑", "orange"),
+    ("失败", "red"),
+    ("缺失", "purple"),
+)
+
+
+def qc_colored(panel: timeseries.Panel) -> timeseries.Panel:
+    """Series named after a QC flag get the flag's colour (as on the wall's map)."""
+    for label, fixed in QC_COLORS:
+        panel = panel.with_override(*color(f".*{label}.*", fixed))
+    return panel

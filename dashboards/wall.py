@@ -11,6 +11,7 @@ from grafana_foundation_sdk.builders import bargauge, common, geomap, stat, tabl
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dbmodel
+from grafana_foundation_sdk.models import geomap as gmodel
 
 from dashboards.common import (
     ACTIVE_STATES,
@@ -28,7 +29,7 @@ from dashboards.common import (
 )
 from dashboards.gazetteer import GAZETTEER_URL
 from dashboards.influxql import InfluxQL, datasource
-from dashboards.panels import at, bars, grid_table, kpi, ts
+from dashboards.panels import at, bars, grid_table, kpi, override, ts
 
 UID = "gridwatch-wall"
 
@@ -142,6 +143,11 @@ def max_risk() -> stat.Panel:
     )
 
 
+def qc_thresholds() -> db.ThresholdsConfig:
+    """QARTOD flags: 1 pass, 2 not evaluated, 3 suspect, 4 fail, 9 missing."""
+    return thresholds((None, "green"), (2, "blue"), (3, "orange"), (4, "red"), (9, "purple"))
+
+
 def sensor_map() -> geomap.Panel:
     """Every sensor at its registered position, coloured by risk; a second layer shows
     the last quality flag (status) of each device."""
@@ -194,8 +200,10 @@ def sensor_map() -> geomap.Panel:
         .controls(geomap.ControlsOptions().show_zoom(True).mouse_wheel_zoom(False).show_scale(True))
         .basemap(common.MapLayerOptions().type("default").name("底图"))
         .layers([layer("风险 Risk", "A", "risk"), layer("状态 Status", "B", "qc")])
+        .tooltip(geomap.TooltipOptions().mode(gmodel.TooltipMode.DETAILS))
         .thresholds(risk_thresholds())
         .color_scheme(db.FieldColor().mode(dbmodel.FieldColorModeId.THRESHOLDS))
+        .with_override(*override("qc", {"thresholds": qc_thresholds().build()}))
     )
 
 

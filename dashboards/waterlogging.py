@@ -18,7 +18,7 @@ from dashboards.common import (
     site_variable,
 )
 from dashboards.influxql import InfluxQL
-from dashboards.panels import at, bars, override, ts
+from dashboards.panels import at, bars, override, qc_colored, ts
 
 UID = "gridwatch-waterlogging"
 WATER = "\"kind\" = 'water'"
@@ -122,20 +122,22 @@ def rain_intensity() -> timeseries.Panel:
 def qc_flags() -> timeseries.Panel:
     """Share of water readings per QARTOD flag (stacked to 100 %)."""
     flags = ((1, "通过 pass"), (2, "未评估 not evaluated"), (3, "可疑 suspect"), (4, "失败 fail"))
-    return ts(
-        "数据质量标志",
-        "Quality flags of the water readings (QARTOD: 1 pass, 2 not evaluated, 3 suspect, "
-        "4 fail), as a share of readings per interval.",
-        [
-            InfluxQL(
-                f'SELECT count("qc") AS "{label}" FROM "water" WHERE "qc" = {flag} AND {SITE} '
-                f"AND {AREA} AND {TIME} {INTERVAL} fill(none)"
-            ).alias("$col")
-            for flag, label in flags
-        ],
-        unit="short",
-        bars=True,
-        stack=cm.StackingMode.PERCENT,
+    return qc_colored(
+        ts(
+            "数据质量标志",
+            "Quality flags of the water readings (QARTOD: 1 pass, 2 not evaluated, 3 suspect, "
+            "4 fail), as a share of readings per interval.",
+            [
+                InfluxQL(
+                    f'SELECT count("qc") AS "{label}" FROM "water" WHERE "qc" = {flag} AND {SITE} '
+                    f"AND {AREA} AND {TIME} {INTERVAL} fill(none)"
+                ).alias("$col")
+                for flag, label in flags
+            ],
+            unit="short",
+            bars=True,
+            stack=cm.StackingMode.PERCENT,
+        )
     )
 
 
