@@ -17,6 +17,7 @@ line: ``GrafanaAuthError`` (401/403), ``GrafanaVersionError`` (too old),
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,6 @@ from typing import Any
 import niquests
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
-from verlib2 import Version
 
 from dashboards.influxql import DATASOURCE_TYPE, DATASOURCE_UID
 from gridwatch.errors import GridWatchError
@@ -32,7 +32,7 @@ from gridwatch.settings import InfluxSettings
 
 log = logging.getLogger(__name__)
 
-MIN_GRAFANA = Version("10.4")  # geomap gazetteer lookups and InfluxQL annotations as written
+MIN_GRAFANA = (10, 4)  # geomap gazetteer lookups and InfluxQL annotations as written
 FOLDER_UID = "gridwatch"
 FOLDER_TITLE = "GridWatch 城市运行"
 DATASOURCE_NAME = "GridWatch InfluxDB"
@@ -145,16 +145,14 @@ class Publisher:
     def check_version(self) -> str:
         info = self._call("read the build version", self.api.health.check)
         raw = str((info or {}).get("version") or "")
-        version = raw.split("-")[0]
-        try:
-            parsed = Version(version)
-        except Exception as exc:  # verlib2 raises its own InvalidVersion
+        version = raw.split("-")[0].split("+")[0]
+        match = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)*", version)
+        if match is None:
+            raise GrafanaVersionError(f"Grafana at {self.url} reports no usable version {raw!r}")
+        if (int(match.group(1)), int(match.group(2))) < MIN_GRAFANA:
+            need = ".".join(map(str, MIN_GRAFANA))
             raise GrafanaVersionError(
-                f"Grafana at {self.url} reports no usable version {raw!r}"
-            ) from exc
-        if parsed < MIN_GRAFANA:
-            raise GrafanaVersionError(
-                f"Grafana at {self.url} is {version}; these dashboards need {MIN_GRAFANA} or newer"
+                f"Grafana at {self.url} is {version}; these dashboards need {need} or newer"
             )
         return version
 

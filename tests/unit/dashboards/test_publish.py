@@ -172,7 +172,12 @@ def test_an_old_grafana_is_refused_before_any_write(version: str) -> None:
     assert [c.path for c in fake.calls] == ["/api/frontend/settings"]
 
 
-@pytest.mark.parametrize("version", ["10.4.0", "11.3.0", "12.0.1-security-01"])
+def test_a_grafana_without_a_version_is_refused() -> None:
+    with pytest.raises(GrafanaVersionError, match="no usable version"):
+        publisher(FakeGrafana(version="")).check_version()
+
+
+@pytest.mark.parametrize("version", ["10.4.0", "11.3.0", "12.0.1-security-01", "10.10.2"])
 def test_supported_versions_pass(version: str) -> None:
     assert publisher(FakeGrafana(version=version)).check_version() == version.split("-")[0]
 
