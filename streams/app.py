@@ -8,13 +8,14 @@ so several of them split the partitions between them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
 from gridwatch.influx import InfluxWriter
 from gridwatch.kafka import readings_topic
+from gridwatch.registry import Registry
 from gridwatch.settings import Settings
 from streams.transport import Transport
 
@@ -31,12 +32,26 @@ class GridWatchApp(faust.App):
 
 
 @dataclass
+class WorkerStats:
+    readings: int = 0
+    alerts: int = 0
+    dead_lettered: int = 0
+    sink_retries: int = 0
+    tickets: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class JobContext:
     """What every job needs, built once per worker."""
 
     settings: Settings
+    registry: Registry
     writer: InfluxWriter
     deadletter: faust.TopicT
+    alerts: faust.TopicT
+    assessments: faust.TopicT
+    stats: WorkerStats = field(default_factory=WorkerStats)
+    _tickets: Any = None
 
     def readings(self, app: faust.App, kind: str) -> faust.TopicT:
         return app.topic(
@@ -45,6 +60,13 @@ class JobContext:
             key_serializer="raw",
             partitions=self.settings.kafka.partitions,
         )
+
+    def ticket_service(self) -> Any:
+        if self._tickets is None:
+            from tickets.service import TicketService
+
+            self._tickets = TicketService.from_url(self.settings.tickets.db_url, self.registry)
+        return self._tickets
 
 
 def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
@@ -69,16 +91,27 @@ def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
         producer_acks=-1,
         stream_wait_empty=False,
         web_enabled=False,
-        # Faust's own asyncio/aiohttp extras are not used: keep the worker lean.
         autodiscover=False,
     )
     app.fetch_max_wait_ms = k.fetch_max_wait_ms
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            k.topic(name), value_serializer="raw", key_serializer="raw", partitions=k.partitions
+        )
+
     ctx = JobContext(
         settings=settings,
+        registry=Registry.from_dir(settings.registry_dir),
         writer=InfluxWriter(settings.influx),
-        deadletter=app.topic(k.topic("deadletter"), value_serializer="raw", key_serializer="raw"),
+        deadletter=raw_topic("deadletter"),
+        alerts=raw_topic("alerts"),
+        assessments=raw_topic("assessments"),
     )
-    from streams import readings_job
+    from streams import readings_job, ticketing_job, water_job
 
     readings_job.register(app, ctx)
+    water_job.register(app, ctx)
+    ticketing_job.register(app, ctx)
+    app.gw_context = ctx  # type: ignore[attr-defined]
     return app
