@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +34,7 @@ from tickets.errors import (
     TicketNotFound,
     UnknownLocation,
 )
+from tickets.open311 import QueryTime
 from tickets.open311 import router as open311_router
 from tickets.service import TicketService
 
@@ -161,8 +161,10 @@ def _handlers(app: FastAPI) -> None:
         return _error(400, "bad_request", str(exc))
 
     @app.exception_handler(OverflowError)
-    async def overflow(_: Request, exc: OverflowError) -> JSONResponse:
-        # gridwatch.contracts' UTC check lets datetime overflow escape as OverflowError
+    async def overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # datetimes at the edge of the calendar overflow when converted to UTC
+        if request.url.path.startswith("/open311/"):
+            return JSONResponse([{"code": 400, "description": f"value out of range: {exc}"}], 400)
         return _error(422, "invalid", f"value out of range: {exc}")
 
     @app.exception_handler(RequestValidationError)
@@ -202,8 +204,8 @@ def _api_router(service: TicketService) -> APIRouter:
         grid_id: Annotated[str | None, Query(max_length=64)] = None,
         category: Category | None = None,
         severity: Severity | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: QueryTime | None = None,
+        until: QueryTime | None = None,
         q: Annotated[str | None, Query(max_length=100)] = None,
         active: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 100,
@@ -274,7 +276,7 @@ def _api_router(service: TicketService) -> APIRouter:
         return service.sweep()
 
     @r.get("/kpis", tags=["reports"])
-    def kpis(_: Viewer, since: datetime | None = None, until: datetime | None = None) -> Any:
+    def kpis(_: Viewer, since: QueryTime | None = None, until: QueryTime | None = None) -> Any:
         with service.read_session() as s:
             return queries.kpis(s, since, until)
 

@@ -37,6 +37,8 @@ class ComplaintIntake(TicketStore):
     def file_complaint(self, complaint: Complaint) -> ComplaintOutcome:
         """Link a complaint to its incident's active ticket, or open a reactive ticket."""
         grid = complaint.grid_id or self.registry.locate(complaint.lon, complaint.lat, "grid")
+        if grid is not None and grid not in self.registry.grids:
+            raise UnknownLocation(f"complaint {complaint.complaint_id!r}: unknown grid {grid!r}")
         if grid is None:
             raise UnknownLocation(
                 f"complaint {complaint.complaint_id!r} at ({complaint.lon}, {complaint.lat}) "

@@ -14,6 +14,7 @@ from uuid import uuid4
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, AwareDatetime
 from sqlalchemy import select
 
 from gridwatch.contracts import Category, Complaint
@@ -23,6 +24,17 @@ from tickets.rules import TERMINAL_STATES
 from tickets.service import TicketService
 
 router = APIRouter(tags=["open311"])
+
+
+def _to_utc(v: datetime) -> datetime:
+    try:
+        return v.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("time out of range") from exc
+
+
+# A query-string time: must carry an offset and fit the calendar once in UTC.
+QueryTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 SERVICES: dict[str, tuple[str, str, str]] = {
     # code: (name, description, group)
@@ -97,8 +109,8 @@ def list_requests(
     request: Request,
     service_request_id: Annotated[str | None, Query(max_length=1000)] = None,
     service_code: Annotated[str | None, Query(max_length=200)] = None,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
+    start_date: QueryTime | None = None,
+    end_date: QueryTime | None = None,
     status: Annotated[str | None, Query(pattern=r"^(open|closed)(,(open|closed))?$")] = None,
 ) -> list[dict[str, Any]] | JSONResponse:
     svc = _service(request)

@@ -70,9 +70,12 @@ def _filtered(f: TicketFilter) -> Select[Ticket]:
     if f.until:
         q = q.where(Ticket.created_at < f.until)
     if f.q:
-        like = f"%{f.q.replace('%', '').replace('_', '')}%"
         q = q.where(
-            or_(Ticket.id.ilike(like), Ticket.incident_key.ilike(like), Ticket.why.ilike(like))
+            or_(
+                Ticket.id.icontains(f.q, autoescape=True),
+                Ticket.incident_key.icontains(f.q, autoescape=True),
+                Ticket.why.icontains(f.q, autoescape=True),
+            )
         )
     return q
 
@@ -147,7 +150,9 @@ def forecast_curve(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for f in fc[:48]:
             if not isinstance(f, dict) or not isinstance(f.get("horizon_min"), int | float):
                 continue
-            point = {"ts": (base + timedelta(minutes=float(f["horizon_min"]))).isoformat()}
+            point: dict[str, Any] = {
+                "ts": (base + timedelta(minutes=float(f["horizon_min"]))).isoformat()
+            }
             for q in ("q10", "q50", "q90"):
                 v = f.get(q)
                 point[q] = float(v) if isinstance(v, int | float) else None

@@ -64,9 +64,14 @@ class TicketService(ComplaintIntake, SlaSweeper):
     def raise_alert(self, alert: Alert) -> RaiseOutcome:
         """Apply one alert: idempotent by ``alert_id``; one active ticket per incident."""
         alert = self._normalise(alert)
+        self._check_grid(alert)
         return self._retrying(
             lambda s: self._raise_once(s, alert), lambda: self._seen_outcome(alert.alert_id)
         )
+
+    def _check_grid(self, alert: Alert) -> None:
+        if alert.grid_id not in self.registry.grids:
+            raise UnknownLocation(f"alert {alert.alert_id!r}: unknown grid {alert.grid_id!r}")
 
     @staticmethod
     def _normalise(alert: Alert) -> Alert:
@@ -83,6 +88,8 @@ class TicketService(ComplaintIntake, SlaSweeper):
         and its alerts are applied one by one, each with its own retries.
         """
         alerts = [self._normalise(a) for a in alerts]
+        for a in alerts:
+            self._check_grid(a)
         try:
             with self.session.begin() as s:
                 return [self._raise_once(s, a) for a in alerts]

@@ -312,3 +312,55 @@ def test_sse_stream_delivers_new_ticket_events(live_url: str, api_service: Ticke
                 assert time.monotonic() < deadline
             assert data is not None
             assert (data["ticket_id"], data["event"]) == (out.ticket_id, "create")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/api/v1/tickets", {"since": "2026-07-01T08:00:00"}, 422),  # naive time
+        ("/api/v1/kpis", {"until": "2026-07-01T08:00:00"}, 422),
+        ("/open311/v2/requests.json", {"start_date": "2026-07-01T08:00:00"}, 400),
+        ("/open311/v2/requests.json", {"end_date": "0001-01-01T00:00:00+01:00"}, 400),
+        ("/api/v1/tickets", {"since": "0001-01-01T00:00:00+01:00"}, 422),
+        ("/api/v1/tickets", {"q": "x" * 101}, 422),
+        ("/api/v1/tickets", {"state": ["open"] * 9}, 422),
+        ("/api/v1/near-misses", {"limit": 0}, 422),
+    ],
+)
+def test_bad_queries_are_clear_4xx(
+    client: httpx.Client, path: str, params: dict[str, Any], status: int
+) -> None:
+    r = client.get(path, params=params, headers=auth("viewer"))
+    assert r.status_code == status, r.text
+    body = r.json()
+    if path.startswith("/open311/"):
+        assert body[0]["code"] == 400
+        assert body[0]["description"]
+    else:
+        assert body["error"] == "invalid"
+
+
+@pytest.mark.parametrize("q", ["\\", "%", "_", "'; drop table tickets; --", "积水"])
+def test_search_text_is_literal(client: httpx.Client, api_service: TicketService, q: str) -> None:
+    api_service.raise_alert(make_alert("lit-1"))
+    r = client.get("/api/v1/tickets", params={"q": q}, headers=auth("viewer"))
+    assert r.status_code == 200, r.text
+    assert r.json()["total"] == 0
+
+
+def test_unknown_grids_are_refused(client: httpx.Client) -> None:
+    doc = alert_json("ug-1")
+    doc["grid_id"] = "NOPE"
+    r = client.post("/api/v1/alerts", json=doc, headers=auth("admin"))
+    assert r.status_code == 422
+    assert r.json()["error"] == "unknown_location"
+    c = {
+        "complaint_id": "ug-c",
+        "ts": "2026-07-01T08:00:00Z",
+        "category": "crowding",
+        "lon": 121.401,
+        "lat": 31.201,
+        "grid_id": "NOPE",
+    }
+    r = client.post("/api/v1/complaints", json=c, headers=auth("operator"))
+    assert r.status_code == 422
