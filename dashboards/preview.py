@@ -53,6 +53,7 @@ class PanelData:
     aliases: list[str | None]
     result_formats: list[str]
     error: str | None = None
+    kind: str = "timeseries"
 
     @property
     def empty(self) -> bool:
@@ -66,6 +67,7 @@ async def fetch(
     out = []
     for panel in model.get("panels", []):
         data = PanelData(panel.get("title", ""), _english(panel), [], [], [])
+        data.kind = str(panel.get("type", "timeseries"))
         for target in panel.get("targets", []):
             text = substitute(target["query"], model, values, time_from=time_from_of(model))
             try:
@@ -110,6 +112,10 @@ def _series_label(s: Mapping[str, Any], column: str, alias: str | None) -> str:
     return " ".join([*parts, column]) if parts else column
 
 
+def _num(v: float) -> str:
+    return "0" if abs(v) < 5e-4 else f"{v:.3g}"
+
+
 def _numeric(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -141,15 +147,16 @@ def draw(ax: Any, data: PanelData, cjk: bool) -> None:
     for s, alias, fmt in zip(data.series, data.aliases, data.result_formats, strict=True):
         cols = s["columns"]
         values = s.get("values", [])
-        if fmt == "table" and not s.get("tags"):  # a listing: one text line per row
-            texts += [
-                " ".join(
+        if data.kind == "table":  # a listing: tags, time of the row and its values
+            tags = " ".join(str(v) for v in (s.get("tags") or {}).values())
+            for row in values[:12]:
+                at = datetime.fromtimestamp(row[0] / 1000, UTC).strftime("%H:%M")
+                cells = " ".join(
                     _text(str(v), cjk)
                     for c, v in zip(cols, row, strict=True)
                     if c != "time" and v is not None
                 )
-                for row in values[:12]
-            ]
+                texts.append(f"{tags} {at} {cells}".strip())
             continue
         for c, col in enumerate(cols):
             if col == "time":
@@ -183,7 +190,7 @@ def draw(ax: Any, data: PanelData, cjk: bool) -> None:
         ax.invert_yaxis()
         ax.tick_params(labelsize=7)
         for y, (_, v) in enumerate(bars):
-            ax.text(v, y, f" {v:.3g}", va="center", fontsize=7)
+            ax.text(v, y, f" {_num(v)}", va="center", fontsize=7)
     else:
         ax.text(
             0.02,
@@ -214,7 +221,7 @@ def render_png(title: str, panels: Sequence[PanelData], path: Path) -> Path:
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_axis_off()
     fig.suptitle(_text(title, font is not None).strip(" ·") or path.stem, fontsize=12)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
