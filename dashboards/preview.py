@@ -180,7 +180,7 @@ def draw(ax: Any, data: PanelData, cjk: bool) -> None:
     elif len(bars) == 1 and not texts:  # a stat: one big number
         label, value = bars[0]
         ax.text(
-            0.5, 0.55, f"{value:.3g}", ha="center", va="center", fontsize=28, transform=ax.transAxes
+            0.5, 0.55, _num(value), ha="center", va="center", fontsize=28, transform=ax.transAxes
         )
         ax.text(0.5, 0.15, label, ha="center", fontsize=8, transform=ax.transAxes)
         ax.set_axis_off()
