@@ -219,3 +219,14 @@ def test_geomap_looks_devices_up_in_the_generated_gazetteer() -> None:
     assert all(-90 <= e["latitude"] <= 90 and -180 <= e["longitude"] <= 180 for e in entries)
     for target in geo["targets"]:
         assert target["resultFormat"] == "table" and 'GROUP BY "device"' in target["query"]
+
+
+def test_build_writes_only_files_that_differ(tmp_path: Path) -> None:
+    from dashboards.build import build
+
+    first = build(tmp_path)
+    assert {p.relative_to(tmp_path) for p in first} == set(render_all())
+    assert build(tmp_path) == []
+    wall = tmp_path / "generated" / "wall.json"
+    wall.write_text("{}", encoding="utf-8")
+    assert build(tmp_path) == [wall]
