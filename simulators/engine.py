@@ -162,7 +162,6 @@ class Simulation:
         self.trackers = self._trackers()
         self.delayed: list[tuple[int, int, Message]] = []
         self._counter = 0
-        self.messages_out = 0
 
     # -- set-up helpers -------------------------------------------------------------
 
@@ -172,6 +171,8 @@ class Simulation:
         bike_station = [str(p.device.attrs.get("station", "")) for p in g["bike"].places]
         stations = sorted({s for s in bike_station + cam_station if s})
         self.events: list[tuple[float, float, int, np.ndarray, np.ndarray]] = []
+        if sc.events and not stations:
+            raise ScenarioError("events: this city has no metro station (try a bigger size)")
         for i, ev in enumerate(sc.events):
             if ev.station is not None and ev.station not in stations:
                 raise ScenarioError(
