@@ -199,16 +199,26 @@ def test_other_refusals_are_publish_errors_with_the_server_message() -> None:
         pub.publish(models, datasource_payload(INFLUX))
 
 
-def test_cli_publish_ends_with_our_error_for_an_unreachable_grafana() -> None:
+def test_cli_publish_ends_with_our_error_for_a_refused_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from typer.testing import CliRunner
 
     from gridwatch import cli
 
+    connect = Publisher.connect
+
+    def with_fake(url: str, token: str, timeout_s: float = 10.0) -> Publisher:
+        pub = connect(url, token, timeout_s)
+        pub.api.client.s.mount(url, FakeGrafana())
+        return pub
+
+    monkeypatch.setattr(Publisher, "connect", staticmethod(with_fake))
     cli._register()
     result = CliRunner().invoke(
-        cli.app, ["dashboards", "publish", "--url", "http://127.0.0.1:9", "--token", "t"]
+        cli.app, ["dashboards", "publish", "--url", URL, "--token", "not-the-token"]
     )
-    assert isinstance(result.exception, GrafanaUnreachableError)  # main() prints one line
+    assert isinstance(result.exception, GrafanaAuthError)  # main() prints it as one line
     assert "\n" not in str(result.exception)
 
 
