@@ -25,12 +25,12 @@ def storm_run() -> tuple[Simulation, list[Message]]:
 
 @pytest.fixture(scope="session")
 def typhoon_run() -> tuple[Simulation, list[Message]]:
-    return run(load_scenario("typhoon").with_overrides(duration="3h"))
+    return run(load_scenario("typhoon").with_overrides(duration="150min"))
 
 
 @pytest.fixture(scope="session")
 def event_run() -> tuple[Simulation, list[Message]]:
-    return run(load_scenario("rush-hour-event"))
+    return run(load_scenario("rush-hour-event").with_overrides(duration="150min"))
 
 
 @pytest.fixture

@@ -162,7 +162,7 @@ def test_complaints_after_the_run_are_not_emitted() -> None:
 def test_truth_is_deterministic() -> None:
     from simulators.scenario import load_scenario
 
-    sc = load_scenario("rush-hour-event").with_overrides(duration="2h")
+    sc = load_scenario("rush-hour-event").with_overrides(duration="1h")
     runs = []
     for _ in range(2):
         sim = Simulation(sc, np.random.default_rng(sc.seed))
