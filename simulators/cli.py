@@ -24,6 +24,7 @@ from simulators.cli_support import (
     console,
     parse_start,
     progress_bar,
+    provision_replay,
     summary_table,
 )
 from simulators.cli_support import (
@@ -305,6 +306,13 @@ def replay(
     calibration: Annotated[
         int, typer.Option(help="FloodNet: readings that set the baseline.")
     ] = 30,
+    provision: Annotated[
+        bool,
+        typer.Option(
+            help="First register the replayed devices (in a demo city) and their broker "
+            "passwords in the local stack (restart the bridge to load the registry)."
+        ),
+    ] = False,
 ) -> None:
     """Replay a recorded feed over MQTT or to JSONL, paced by its event times."""
     if to not in ("jsonl", "mqtt"):
@@ -316,19 +324,23 @@ def replay(
     rebase = parse_start(start or ("now" if to == "mqtt" else "scenario"), to)
     if rebase is not None:
         shift = int(rebase.timestamp() - first_time(file, cast(Format, form), time_col))
-    messages: Iterator[Message]
-    if form == "jsonl":
-        messages = read_jsonl(file, shift_s=shift)
-    elif form == "floodnet":
-        messages = read_floodnet(
-            file, baseline_mm=baseline_mm, calibration=calibration, shift_s=shift
-        )
-    else:
-        fields, scale = _field_map(field or [])
-        messages = read_csv(
+    fields, scale = _field_map(field or []) if form == "csv" else ({}, {})
+
+    def read() -> Iterator[Message]:
+        if form == "jsonl":
+            return read_jsonl(file, shift_s=shift)
+        if form == "floodnet":
+            return read_floodnet(
+                file, baseline_mm=baseline_mm, calibration=calibration, shift_s=shift
+            )
+        return read_csv(
             file, kind=kind, fields=fields, time_col=time_col, device_col=device_col,
             device_id=device_id, scale=scale, seq_col=seq_col, shift_s=shift,
         )  # fmt: skip
+
+    if provision:
+        provision_replay({m.device_id: m.kind for m in read()})
+    messages = read()
     sink: Callable[[Message], None] | None = None
     mqtt = MqttSink() if to == "mqtt" else None
     sink = mqtt
@@ -337,7 +349,9 @@ def replay(
     wall0 = time.monotonic()
     try:
         with progress_bar() as progress:
-            task = progress.add_task(file.name, total=None, info="")
+            with file.open("rb") as fh:
+                rows = sum(1 for _ in fh) - (0 if form == "jsonl" else 1)
+            task = progress.add_task(file.name, total=max(rows, 1), info="")
             count = [0]
 
             def each(msg: Message) -> None:
@@ -348,6 +362,7 @@ def replay(
                     progress.update(task, info=f"{count[0]:,} messages", advance=500)
 
             summary = write_jsonl(paced(messages, speed), out_file, on_message=each)
+            progress.update(task, completed=max(rows, 1), info=f"{count[0]:,} messages")
     finally:
         if mqtt is not None:
             mqtt.close()

@@ -101,3 +101,40 @@ def summary_table(title: str, rows: list[tuple[str, Any]]) -> None:
     for k, v in rows:
         table.add_row(k, str(v))
     console.print(table)
+
+
+def provision_replay(devices: dict[str, str], *, size: str = "small", seed: int = 7) -> None:
+    """Register replayed devices (id → kind) in a demo city and in the local broker.
+
+    Devices the demo city does not know are placed one per comprehensive grid (inside
+    its first micro-grid), so the registry can place them and ingest accepts them.
+    """
+    from gridwatch.cli import settings
+    from gridwatch.stack import Stack
+
+    st = settings()
+    city = generate_city(seed, size)
+    known = {d["device_id"] for d in city.devices}
+    grids = [f for f in city.grids["features"] if f["properties"]["level"] == "grid"]
+    extra = sorted((dev, kind) for dev, kind in devices.items() if dev not in known)
+    for i, (dev, kind) in enumerate(extra):
+        ring = grids[i % len(grids)]["geometry"]["coordinates"][0]
+        (x0, y0), (x1, y1) = ring[0], ring[2]
+        city.devices.append(
+            {
+                "device_id": dev,
+                "kind": kind,
+                "lon": round(x0 + 0.25 * (x1 - x0), 6),
+                "lat": round(y0 + 0.25 * (y1 - y0), 6),
+                "site_type": "replay",
+                "site": f"site-{dev}",
+                "interval_s": 60.0,
+            }
+        )
+    city.registry()  # fails loudly if a replayed device cannot be placed
+    city.write(st.registry_dir)
+    count = Stack(st).provision_devices([d["device_id"] for d in city.devices], reload=True)
+    console.print(
+        f"provisioned {len(extra)} replayed devices ({count} broker users); registry in "
+        f"{st.registry_dir} (restart the bridge to load it)"
+    )
