@@ -1,4 +1,8 @@
-"""``gridwatch dashboards build|check|preview|publish``."""
+"""``gridwatch dashboards build|check|preview|publish``.
+
+Imports of grafana-foundation-sdk and grafana-client happen inside the commands, so the
+rest of the ``gridwatch`` CLI starts even where those packages are missing.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from dashboards.build import GAZETTEER_DIR, PACKAGE_DIR, build, load_generated, render_all
 from gridwatch.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -18,6 +21,8 @@ console = Console()
 @app.command("build")
 def build_cmd() -> None:
     """Regenerate dashboards/generated/*.json and the device gazetteer from the code."""
+    from dashboards.build import PACKAGE_DIR, build
+
     written = build()
     for path in written:
         console.print(f"wrote {path.relative_to(PACKAGE_DIR.parent)}")
@@ -27,6 +32,8 @@ def build_cmd() -> None:
 @app.command("check")
 def check_cmd() -> None:
     """Fail (exit 1) when the committed JSON differs from what the code generates."""
+    from dashboards.build import PACKAGE_DIR, render_all
+
     stale = [
         str(rel)
         for rel, text in render_all().items()
@@ -52,6 +59,7 @@ def preview_cmd(
     ] = None,
 ) -> None:
     """Run every panel's queries against the configured InfluxDB; one PNG per dashboard."""
+    from dashboards.build import load_generated
     from dashboards.preview import preview
     from gridwatch.cli import settings
 
@@ -78,6 +86,7 @@ def publish_cmd(
     ] = None,
 ) -> None:
     """Push the datasource, the folder and every dashboard; write only what changed."""
+    from dashboards.build import GAZETTEER_DIR, load_generated
     from dashboards.publish import Publisher, datasource_payload
     from gridwatch.cli import settings
 
