@@ -1,120 +1,146 @@
-"""``gridwatch demo``: the local stack plus a simulated rain pulse, end to end.
+"""``gridwatch demo``: the local stack plus a simulated rainstorm, ending in tickets.
 
-Brings the stack up, writes a 20-sensor district into the registry, starts one bridge
-and one stream worker, publishes ~30 simulated minutes of water levels over MQTT as
-fast as the broker acknowledges them (plus a few invalid messages), waits until
-InfluxDB holds every point, and prints a summary read back from InfluxDB.
+1. resets the local stack's data (Kafka is in memory; InfluxDB, broker persistence,
+   stream tables and the ticket store under ``var/`` are wiped; credentials are kept);
+2. writes the scenario's city to the registry and brings Mosquitto, Tansu and InfluxDB
+   up with a login for every device;
+3. starts one ingest bridge and one stream worker;
+4. replays the scenario (default: the 50-year rainstorm, 3 event hours ending now) over
+   MQTT as fast as the broker acknowledges, each device logged in as itself;
+5. waits until the stream worker has caught up (consumer lag 0), then prints what
+   InfluxDB holds, what was dead-lettered, the tickets raised, and how many flood
+   incidents residents complained about had a proactive ticket before the first call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import statistics
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gridwatch.contracts import DeadLetter, parse_record
 from gridwatch.credentials import ensure_credentials
 from gridwatch.influx import query, rows
-from gridwatch.kafka import read_topic
+from gridwatch.kafka import all_topics, consumer_lag, read_topic
 from gridwatch.procs import Child, wait_until
-from gridwatch.registry import Registry
 from gridwatch.settings import Settings, load_settings
 from gridwatch.stack import Stack
 from ingest.cli import ready_file
 
 console = Console()
-
-INVALID_MESSAGES: tuple[tuple[str, bytes], ...] = (
-    ("water/{dev}", b'{"ts": "2026-01-01T00:00:00Z", "level_cm": NaN}'),
-    ("water/{dev}", b"not json at all"),
-    ("water/{dev}", b'{"ts": "2026-01-01T00:00:00Z", "level_cm": "12"}'),
-)
+# measurement → a field every point of it carries
+MEASUREMENTS = {
+    "water": "qc",
+    "rain": "qc",
+    "bike": "qc",
+    "camera": "qc",
+    "status": "qc",
+    "assessment": "qc",
+    "alert": "probability",
+}
 
 
 @dataclass
 class DemoResult:
+    scenario: str
     published: int
-    stored: int
+    points: dict[str, int]
     dead_letters: dict[str, int]
-    per_device: list[dict[str, object]]
+    tickets: list[dict[str, Any]]
+    incidents: list[dict[str, Any]]
     seconds: float
+    out_dir: Path
+    lead_minutes: list[float] = field(default_factory=list)
 
 
-def write_demo_city(settings: Settings, devices: int) -> Registry:
-    from simulators.city import City, generate_city
+def reset_data(settings: Settings) -> None:
+    """Stop the stack and delete its data (not its credentials)."""
+    stack = Stack(settings)
+    stack.down()
+    var = settings.stack.var_dir
+    for name in ("influxdb", "mosquitto", "streams", "demo"):
+        shutil.rmtree(var / name, ignore_errors=True)
+    db = _sqlite_path(settings.tickets.db_url)
+    if db is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
 
-    city = generate_city(settings.sim.seed, "small")
-    water = [d for d in city.devices if d["kind"] == "water"][:devices]
-    City(city.grids, water).write(settings.registry_dir)
-    return Registry.from_dir(settings.registry_dir)
+
+def _sqlite_path(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(url[len(prefix) :]) if url.startswith(prefix) else None
 
 
-def run_demo(settings: Settings, *, timeout_s: float = 120.0) -> DemoResult:
+def run_demo(
+    settings: Settings, scenario_name: str = "rainstorm-50y", *, timeout_s: float = 300.0
+) -> DemoResult:
+    from simulators.city import generate_city
     from simulators.mqtt_publisher import MqttPublisher
-    from simulators.skeleton import water_messages
+    from simulators.runner import run_scenario
+    from simulators.scenario import load_scenario
 
     started = time.monotonic()
-    registry = write_demo_city(settings, settings.sim.devices)
+    sc = load_scenario(scenario_name)
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = end - timedelta(seconds=sc.duration)
+    city = generate_city(sc.city.seed, sc.city.size, max_devices=sc.city.max_devices)
+    known = {d["device_id"] for d in city.devices}
+    reset_data(settings)
+    city.write(settings.registry_dir)
     stack = Stack(settings)
     with console.status("starting Mosquitto, Tansu and InfluxDB…"):
-        stack.up(device_ids=list(registry.devices))
+        stack.up(device_ids=sorted(known))
     logs = settings.stack.var_dir / "log"
     ready = ready_file(settings, settings.mqtt.client_id)
     ready.unlink(missing_ok=True)
     bridge = Child("ingest", ["ingest", "run"], settings, logs).start()
     worker = Child("streams", ["streams", "run"], settings, logs).start()
+    out_dir = settings.stack.var_dir / "demo" / sc.name
     try:
-        devices = [p.device for p in registry.devices.values()]
-        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(
-            minutes=settings.sim.minutes
-        )
-        messages = list(
-            water_messages(
-                devices,
-                np.random.default_rng(settings.sim.seed),
-                start,
-                settings.sim.minutes,
-                settings.sim.interval_s,
-                settings.mqtt.topic_root,
-            )
-        )
-        root = settings.mqtt.topic_root
-        invalid = [
-            (f"{root}/" + t.format(dev=devices[0].device_id), p) for t, p in INVALID_MESSAGES
-        ]
         with console.status("waiting for the bridge to subscribe…"):
-            wait_until(lambda: _subscribed(bridge, ready), 30, what="the bridge to subscribe")
+            wait_until(lambda: _subscribed(bridge, ready), 60, what="the bridge to subscribe")
+        published = 0
         with MqttPublisher(settings) as pub, _progress() as progress:
-            task = progress.add_task(
-                "publishing over MQTT (QoS 1)", total=len(messages) + len(invalid)
-            )
-            for topic, payload in [*messages, *invalid]:
-                pub.publish(topic, payload)
-                progress.advance(task)
-            pub.flush(timeout_s=60)
-        expected = len(messages)
+            task = progress.add_task(f"{sc.name} over MQTT", total=sc.duration, info="")
 
-        def stored() -> int:
-            bridge.check_alive()
-            worker.check_alive()
-            return _count(settings)
+            def send(msg: Any) -> None:
+                nonlocal published
+                if msg.device_id in known:
+                    pub.publish(msg.topic, msg.payload_bytes())
+                    published += 1
 
-        with console.status("waiting for the stream worker to store every point…"):
+            def advance(event_s: int) -> None:
+                progress.update(task, completed=event_s, info=f"event +{event_s / 60:.0f} min")
+
+            result = run_scenario(sc, out_dir, start=start, on_message=send, progress=advance)
+            pub.flush(timeout_s=120)
+        with console.status("waiting for the stream worker to catch up…"):
             wait_until(
-                lambda: stored() >= expected, timeout_s, interval_s=0.5, what="points in InfluxDB"
+                lambda: _caught_up(settings, bridge, worker),
+                timeout_s,
+                interval_s=1.0,
+                what="consumer lag 0",
             )
-        dead = asyncio.run(_dead_letters(settings))
-        per_device = _per_device(settings)
-        return DemoResult(expected, _count(settings), dead, per_device, time.monotonic() - started)
+        return DemoResult(
+            scenario=sc.name,
+            published=published,
+            points=_points(settings),
+            dead_letters=asyncio.run(_dead_letters(settings)),
+            tickets=_tickets(settings),
+            incidents=[i.to_dict() for i in result.truth.incidents],
+            seconds=time.monotonic() - started,
+            out_dir=out_dir,
+        )
     finally:
         bridge.stop()
         worker.stop()
@@ -125,31 +151,34 @@ def _subscribed(bridge: Child, ready: Path) -> bool:
     return ready.exists()
 
 
+def _caught_up(settings: Settings, *children: Child) -> bool:
+    for child in children:
+        child.check_alive()
+    k = settings.kafka
+    topics = [t for t in all_topics(k) if ".readings." in t or t.endswith(".alerts")]
+    lag = asyncio.run(consumer_lag(k, k.streams_group, topics))
+    return bool(lag) and sum(lag.values()) == 0
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         console=console,
     )
 
 
-def _count(settings: Settings) -> int:
-    series = asyncio.run(query(settings.influx, "SELECT COUNT(level_cm) FROM water"))
-    values = rows(series)
-    return int(values[0]["count"]) if values else 0
-
-
-def _per_device(settings: Settings) -> list[dict[str, object]]:
-    series = asyncio.run(
-        query(
-            settings.influx,
-            "SELECT COUNT(level_cm) AS points, LAST(level_cm) AS latest, MAX(level_cm) AS peak"
-            " FROM water GROUP BY device, grid",
+def _points(settings: Settings) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for measurement, field_name in MEASUREMENTS.items():
+        series = asyncio.run(
+            query(settings.influx, f'SELECT COUNT("{field_name}") FROM "{measurement}"')
         )
-    )
-    return sorted(rows(series), key=lambda r: str(r["device"]))
+        values = rows(series)
+        counts[measurement] = int(values[0]["count"]) if values else 0
+    return counts
 
 
 async def _dead_letters(settings: Settings) -> dict[str, int]:
@@ -160,40 +189,102 @@ async def _dead_letters(settings: Settings) -> dict[str, int]:
     return counts
 
 
-def print_summary(result: DemoResult) -> None:
-    table = Table(title="Water sensors in InfluxDB (measurement 'water')")
-    for col in ("device", "grid", "points", "latest cm", "peak cm"):
-        table.add_column(
-            col, justify="right" if col in ("points", "latest cm", "peak cm") else "left"
+def _tickets(settings: Settings) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from tickets.db import make_engine, session_factory
+    from tickets.models import Ticket
+
+    engine = make_engine(settings.tickets.db_url)
+    try:
+        with session_factory(engine)() as s:
+            return [
+                {
+                    "id": t.id,
+                    "incident_key": t.incident_key,
+                    "category": t.category,
+                    "state": t.state,
+                    "severity": t.severity,
+                    "source": t.source,
+                    "created_at": _aware(t.created_at),
+                    "why": t.why,
+                }
+                for t in s.scalars(select(Ticket).order_by(Ticket.created_at))
+            ]
+    finally:
+        engine.dispose()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def score(result: DemoResult) -> tuple[int, int, list[float]]:
+    """(incidents complained about, of which pre-empted, lead minutes of those)."""
+    first_ticket: dict[str, datetime] = {}
+    for t in result.tickets:
+        if t["source"] != "complaint":
+            first_ticket.setdefault(t["incident_key"], t["created_at"])
+    complained = 0
+    leads: list[float] = []
+    for inc in result.incidents:
+        if inc["first_complaint_at"] is None or inc["category"] != "waterlogging":
+            continue
+        complained += 1
+        raised = first_ticket.get(inc["incident_key"])
+        first_call = datetime.fromisoformat(inc["first_complaint_at"])
+        if raised is not None and raised <= first_call:
+            leads.append((first_call - raised).total_seconds() / 60)
+    return complained, len(leads), leads
+
+
+def print_summary(result: DemoResult, settings: Settings) -> None:
+    points = Table(title="InfluxDB (database %r)" % settings.influx.database)
+    points.add_column("measurement")
+    points.add_column("points", justify="right")
+    for m, n in result.points.items():
+        points.add_row(m, f"{n:,}")
+    console.print(points)
+    tickets = Table(title=f"Tickets raised ({len(result.tickets)})")
+    for col in ("incident", "state", "raised", "why now"):
+        tickets.add_column(col, overflow="fold")
+    for t in result.tickets[:15]:
+        tickets.add_row(
+            t["incident_key"], t["state"], t["created_at"].strftime("%H:%M"), t["why"][:60]
         )
-    for row in result.per_device:
-        table.add_row(
-            str(row["device"]),
-            str(row["grid"]),
-            str(row["points"]),
-            f"{row['latest']:.1f}",
-            f"{row['peak']:.1f}",
-        )
-    console.print(table)
+    if len(result.tickets) > 15:
+        tickets.add_row(f"… {len(result.tickets) - 15} more", "", "", "")
+    console.print(tickets)
+    complained, preempted, leads = score(result)
     dead = ", ".join(f"{k}: {v}" for k, v in sorted(result.dead_letters.items())) or "none"
     console.print(
-        f"published {result.published} readings, stored {result.stored}; "
-        f"dead-lettered ({'gw.deadletter'}): {dead}; took {result.seconds:.1f} s"
+        f"published {result.published:,} device messages of {result.scenario} in {result.seconds:.0f} s; dead-lettered: {dead}"
+    )
+    if complained:
+        median = statistics.median(leads) if leads else 0.0
+        console.print(
+            f"未诉先办: {preempted} of {complained} flood incidents residents called about had a "
+            f"proactive ticket before the first call (median {median:.0f} min earlier)."
+        )
+    console.print(
+        f"Ground truth and messages: {result.out_dir}; tickets: {settings.tickets.db_url}; "
+        "the console: `gridwatch tickets serve`."
     )
 
 
 def demo(
-    devices: Annotated[int, typer.Option(help="Water sensors in the demo district.")] = 20,
-    minutes: Annotated[float, typer.Option(help="Simulated minutes.")] = 30.0,
+    scenario: Annotated[
+        str, typer.Option(help="Shipped scenario name or YAML file.")
+    ] = "rainstorm-50y",
 ) -> None:
-    """Run the whole pipeline once on the local stack and print what InfluxDB holds."""
+    """Reset the local stack, replay a simulated rainstorm through it, print the outcome."""
     from gridwatch.cli import State
 
     base = load_settings(State.config)
     ensure_credentials(base.stack.var_dir)
-    settings = load_settings(State.config, sim={"devices": devices, "minutes": minutes})
-    result = run_demo(settings)
-    print_summary(result)
-    if result.stored < result.published or len(result.per_device) < devices:
+    settings = load_settings(State.config)
+    result = run_demo(settings, scenario)
+    print_summary(result, settings)
+    if result.points.get("water", 0) == 0:
         raise typer.Exit(1)
     console.print("The stack keeps running: `gridwatch stack status`, `gridwatch stack down`.")

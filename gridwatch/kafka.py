@@ -87,3 +87,33 @@ async def read_topic(settings: KafkaSettings, topic: str, timeout_s: float = 30.
         # from stop() right after a broker restart; the records read are complete.
         with contextlib.suppress(asyncio.CancelledError):
             await consumer.stop()
+
+
+async def consumer_lag(settings: KafkaSettings, group: str, topics: list[str]) -> dict[str, int]:
+    """Records not yet committed by ``group``, per topic (end offset − committed).
+
+    Uses a consumer that never joins the group (no subscription) to read the committed
+    offsets: Tansu drops the admin client's OffsetFetch request.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        lag: dict[str, int] = {}
+        for topic in topics:
+            parts = [
+                TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())
+            ]
+            if not parts:
+                continue
+            end = await consumer.end_offsets(parts)
+            total = 0
+            for tp in parts:
+                done = await consumer.committed(tp)
+                total += max(end[tp] - (done or 0), 0)
+            lag[topic] = total
+        return lag
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer.stop()
