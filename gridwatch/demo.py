@@ -239,7 +239,7 @@ def score(result: DemoResult) -> tuple[int, int, list[float]]:
 
 
 def print_summary(result: DemoResult, settings: Settings) -> None:
-    points = Table(title="InfluxDB (database %r)" % settings.influx.database)
+    points = Table(title=f"InfluxDB (database {settings.influx.database!r})")
     points.add_column("measurement")
     points.add_column("points", justify="right")
     for m, n in result.points.items():
@@ -258,7 +258,8 @@ def print_summary(result: DemoResult, settings: Settings) -> None:
     complained, preempted, leads = score(result)
     dead = ", ".join(f"{k}: {v}" for k, v in sorted(result.dead_letters.items())) or "none"
     console.print(
-        f"published {result.published:,} device messages of {result.scenario} in {result.seconds:.0f} s; dead-lettered: {dead}"
+        f"published {result.published:,} device messages of {result.scenario} "
+        f"in {result.seconds:.0f} s; dead-lettered: {dead}"
     )
     if complained:
         median = statistics.median(leads) if leads else 0.0
