@@ -151,3 +151,18 @@ def test_the_gridwatch_entry_point_runs_simulate(tmp_path) -> None:
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "messages.jsonl").stat().st_size > 0
+
+
+def test_parse_start() -> None:
+    from datetime import UTC, datetime
+
+    from simulators.cli_support import parse_start
+
+    assert parse_start(None, "jsonl") is None
+    now = parse_start(None, "mqtt")
+    assert now is not None and now.second == 0 and now.tzinfo is not None
+    assert parse_start("2030-01-01T00:00:00Z", "jsonl") == datetime(2030, 1, 1, tzinfo=UTC)
+    with pytest.raises(typer.BadParameter):
+        parse_start("2030-01-01T00:00:00", "jsonl")
+    with pytest.raises(typer.BadParameter):
+        parse_start("tomorrow", "jsonl")

@@ -205,3 +205,23 @@ def test_rain_damps_riding() -> None:
         return float(m.bikes().sum() - before)
 
     assert morning_gain(0.0) > 2 * morning_gain(20.0)
+
+
+def test_the_whole_generator_floods_more_under_a_rarer_storm() -> None:
+    from simulators.engine import Simulation
+    from simulators.scenario import parse_scenario
+
+    def run(period: int) -> tuple[int, float, int]:
+        sc = parse_scenario(
+            "name: p\nstart: 2026-07-14T07:00:00Z\nduration: 2h\ncity: {size: small, seed: 7}\n"
+            f"weather: {{storms: [{{return_period_y: {period}, duration: 1h, start: 5min}}]}}\n"
+        )
+        sim = Simulation(sc, np.random.default_rng(1))
+        for _ in sim.messages():
+            pass
+        water = [i for i in sim.truth.incidents if i.category.value == "waterlogging"]
+        worthy = sum(1 for i in water if i.complaint_worthy_at is not None)
+        return len(water), max((i.peak for i in water), default=0.0), worthy
+
+    light, heavy = run(1), run(50)
+    assert heavy[0] > light[0] and heavy[1] > light[1] and heavy[2] > light[2]

@@ -126,3 +126,22 @@ def test_duration_units_convert(value: float, unit: tuple[str, int]) -> None:
 def test_duration_parser_never_raises_anything_but_scenario_error(text: str) -> None:
     with contextlib.suppress(ScenarioError):
         parse_scenario(BASE + f"faults: {{fault_duration: {text!r}}}\n")
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
+    st.text(max_size=10), st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)  # fmt: skip
+_KEYS = st.sampled_from(
+    ["name", "start", "duration", "tick", "city", "weather", "events", "faults", "complaints",
+     "seed", "utc_offset_h", "incidents", "bogus"]
+)  # fmt: skip
+
+
+@given(st.dictionaries(_KEYS, _VALUES, max_size=8))
+def test_any_document_is_a_scenario_or_a_scenario_error(doc: dict) -> None:
+    import yaml
+
+    with contextlib.suppress(ScenarioError):
+        parse_scenario(yaml.safe_dump(doc))
