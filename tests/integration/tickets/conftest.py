@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from tickets_testlib import Clock, create_pg_database, drop_pg_database
 
 from gridwatch.registry import Registry
@@ -20,22 +20,43 @@ from tickets.config import TicketsConfig
 from tickets.db import make_engine, migrate
 from tickets.service import TicketService
 
+TABLES = (
+    "tickets", "evidence", "seen_alerts", "complaints", "audit_log", "outbox", "near_misses"
+)  # fmt: skip
+
 
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     return generate_city(42, "small").registry()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tickets.db'}"
-        return
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """One uniquely named PostgreSQL database for the session, migrated once."""
     name, url = create_pg_database()
     try:
+        eng = make_engine(url)
+        migrate(eng)
+        eng.dispose()
         yield url
     finally:
         drop_pg_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store per test: a new SQLite file, or the session's PostgreSQL database
+    emptied (cheaper than a database per test on this shared machine)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tickets.db'}"
+        return
+    url: str = request.getfixturevalue("pg_url")
+    eng = make_engine(url)
+    migrate(eng)  # a test may have downgraded the schema
+    with eng.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    eng.dispose()
+    yield url
 
 
 @pytest.fixture
