@@ -1,0 +1,1 @@
+"""Alembic migrations of the ticket store (a package so they ship in the wheel)."""

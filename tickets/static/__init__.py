@@ -1,0 +1,1 @@
+"""Static files of the watch-floor console (a package so they ship in the wheel)."""
