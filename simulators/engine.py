@@ -115,6 +115,7 @@ class Simulation:
         self.exposed = np.array([a.get("exposure", "road") != "none" for a in wattrs], dtype=bool)
         self.battery = {k: r_phase.uniform(3.7, 4.15, g[k].n) for k in ("water", "status")}
         self.rssi = r_phase.uniform(-115, -75, g["water"].n)
+        self.mount_cm = g["water"].attrs("mount_mm", 2_500.0) / 10.0
         self.boot = self.start - r_phase.integers(86_400, 60 * 86_400, g["status"].n)
         self.rain_acc = np.zeros(g["rain"].n)
         # -- bikes -------------------------------------------------------------------

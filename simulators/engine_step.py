@@ -138,6 +138,8 @@ def tick(sim: Simulation, k: int, rel: int, t: int) -> list[Message]:
                     drifting, f.drift_cm_h[idx] * (rel - f.drift[0][idx]) / 3600.0, 0.0
                 )
             level = level + spike * sim.r_noise.uniform(50, 300, m)
+            # An ultrasonic sensor cannot see water closer than its blanking distance.
+            level = np.minimum(level, sim.mount_cm[idx] - 20.0)
             batt = _battery(sim, "water", idx, rel)
             rssi = sim.rssi[idx] + sim.r_noise.normal(0.0, 2.0, m) - 0.02 * rain[sl["water"]][idx]
             rows = list(
@@ -149,11 +151,14 @@ def tick(sim: Simulation, k: int, rel: int, t: int) -> list[Message]:
                 )
             )
         elif kind == "rain":
+            # rain_mm: what the 0.2 mm tipping bucket counted since the last report;
+            # intensity_mm_h: the gauge's own smoothed rate, with a few % of error.
             tipped_r = np.round(tipped[~silent] + spike * 50.0, 1)
-            interval = g.period[idx] * dt
+            true_i = rain[sl["rain"]][idx]
+            rate = np.maximum(true_i * (1.0 + sim.r_noise.normal(0.0, 0.05, m)), 0.0)
             rows = list(
                 zip(
-                    np.round(tipped_r * 3600.0 / interval, 1).tolist(),
+                    np.round(rate + spike * 3000.0, 1).tolist(),
                     tipped_r.tolist(),
                     strict=True,
                 )
