@@ -142,20 +142,21 @@ def evaluate_floodnet_profiles(
 
 
 def _episode_leads(
-    pred: np.ndarray, obs: np.ndarray, site: np.ndarray, t: np.ndarray, h: int
+    pred: np.ndarray, depth_now: np.ndarray, thr: float, site: np.ndarray, t: np.ndarray
 ) -> list[float]:
-    """Minutes from the first warning to the first observed exceedance, per site."""
+    """Per site whose observed depth crosses ``thr``: minutes from the first warning
+    issued at or before the first observed crossing to that crossing (0 = warned only
+    when it happened, as persistence does)."""
     leads = []
     for s in np.unique(site):
         rows = np.flatnonzero(site == s)
-        order = rows[np.argsort(t[rows])]
-        first_obs = order[obs[order]]
-        if first_obs.size == 0:
+        crossed = rows[depth_now[rows] > thr]
+        if crossed.size == 0:
             continue
-        t_exceed = t[first_obs[0]] + h * 60.0
-        warned = order[pred[order] & (t[order] + h * 60.0 <= t_exceed + 1)]
+        t_cross = t[crossed].min()
+        warned = rows[pred[rows] & (t[rows] <= t_cross)]
         if warned.size:
-            leads.append((t_exceed - t[warned[0]]) / 60.0)
+            leads.append((t_cross - t[warned].min()) / 60.0)
     return leads
 
 
@@ -174,6 +175,9 @@ def evaluate_storms(
         if model is not None:
             forecasters["trained"] = model
         wet = (X[:, 0] > 0.5) | (Y.max(axis=1) > 0.5)
+        if not wet.any():
+            out[name] = {"samples": int(X.shape[0]), "wet_samples": 0}
+            continue
         res: dict[str, Any] = {"samples": int(X.shape[0]), "wet_samples": int(wet.sum())}
         base = {"persistence": ff.persistence(X), "linear": ff.linear_extrapolation(X)}
         for k, h in enumerate(ff.HORIZONS_MIN):
@@ -193,9 +197,9 @@ def evaluate_storms(
                     obs = Y[:, k] > thr
                     pred = fc.p_exceed[thr][:, k] >= 0.5
                     sk = _skill(pred, obs)
-                    sk["median_lead_min"] = _median(
-                        _episode_leads(pred, obs, ds["site"], ds["ts"], h)
-                    )
+                    leads = _episode_leads(pred, X[:, 0], thr, ds["site"], ds["ts"])
+                    sk["median_lead_min"] = _median(leads)
+                    sk["sites_warned_before_crossing"] = len(leads)
                     hr[f"exceed_{thr:g}cm_{fname}"] = sk
                     if fname == ("trained" if model is not None else "reservoir") and thr == 15.0:
                         rel_p.append(fc.p_exceed[thr][wet, k])
@@ -204,7 +208,9 @@ def evaluate_storms(
                 obs = Y[:, k] > thr
                 pred = X[:, 0] > thr
                 sk = _skill(pred, obs)
-                sk["median_lead_min"] = _median(_episode_leads(pred, obs, ds["site"], ds["ts"], h))
+                leads = _episode_leads(pred, X[:, 0], thr, ds["site"], ds["ts"])
+                sk["median_lead_min"] = _median(leads)
+                sk["sites_warned_before_crossing"] = len(leads)
                 hr[f"exceed_{thr:g}cm_persistence"] = sk
             res[f"+{h}min"] = hr
         out[name] = res

@@ -19,6 +19,7 @@ Exceedance probabilities come from a two-piece normal through (q10, q50, q90).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -246,3 +247,25 @@ def batch_forecast(
     model = model or ReservoirForecaster()
     X = flood_state.features(states, sites.drainage_mm_h, as_float(now, states["r0"].size))
     return model.predict(X, sites, thresholds)
+
+
+def load_forecaster(root: Path | None, strict: bool = False) -> tuple[Any, str]:
+    """The trained forecaster from ``root`` if one fits this code, else the reservoir.
+
+    Returns ``(forecaster, note)``. With ``strict`` a missing or mismatched artefact
+    raises ``ArtefactError`` / ``SchemaMismatchError`` instead of falling back."""
+    from models import registry
+    from models.errors import ArtefactError
+    from models.train import FLOOD_DESIGN
+
+    if root is None or registry.latest(root, "flood") is None:
+        if strict:
+            raise ArtefactError(f"no flood artefact under {root}")
+        return ReservoirForecaster(), "no trained artefact; physical default"
+    try:
+        model, card = registry.load(root, "flood", list(FLOOD_DESIGN))
+    except ArtefactError as exc:
+        if strict:
+            raise
+        return ReservoirForecaster(), f"artefact refused ({exc}); physical default"
+    return model, f"trained {card.version}"
