@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from typing import Annotated, Any, cast
 import numpy as np
 import typer
 
+from simulators.bench import measure
 from simulators.city import SIZES, generate_city
 from simulators.cli_support import (
     MqttSink,
@@ -112,6 +112,9 @@ def list_cmd() -> None:
 def bench_cmd(
     scenario: Annotated[str, typer.Option(help="Scenario to generate.")] = "city-load",
     duration: Annotated[str, typer.Option(help="Event time to generate.")] = "10min",
+    small: Annotated[
+        str | None, typer.Option(help="Also a small-city scenario (whole run); '' to skip.")
+    ] = "rainstorm-50y",
     mqtt: Annotated[bool, typer.Option(help="Also publish over MQTT (needs the stack).")] = False,
     mqtt_scenario: Annotated[
         str, typer.Option(help="Scenario for the MQTT run.")
@@ -119,25 +122,19 @@ def bench_cmd(
     mqtt_duration: Annotated[str, typer.Option(help="Event time for the MQTT run.")] = "20min",
 ) -> None:
     """Generator throughput (readings/s, one core) to memory and to JSONL, and over MQTT."""
-    sc = load_scenario(scenario).with_overrides(duration=duration)
-    sim = Simulation(sc, np.random.default_rng(sc.seed))
-    cpu0 = time.process_time()
-    n = sum(1 for _ in sim.messages())
-    gen_cpu = time.process_time() - cpu0
-    sim = Simulation(sc, np.random.default_rng(sc.seed))
-    with tempfile.TemporaryDirectory() as tmp:
-        cpu0 = time.process_time()
-        summary = write_jsonl(sim.messages(), Path(tmp) / "bench.jsonl")
-        jsonl_cpu = time.process_time() - cpu0
-        size_mb = (Path(tmp) / "bench.jsonl").stat().st_size / 1e6
-    rows: list[tuple[str, Any]] = [
-        ("scenario", f"{sc.name} ({sc.city.size}, {len(sim.city.devices)} devices)"),
-        ("event time", duration),
-        ("readings", n),
-        ("generate only, readings/s (CPU)", f"{n / gen_cpu:,.0f}"),
-        ("generate + JSONL, readings/s (CPU)", f"{summary.messages / jsonl_cpu:,.0f}"),
-        ("JSONL size", f"{size_mb:.1f} MB"),
-    ]
+    runs = [load_scenario(scenario).with_overrides(duration=duration)]
+    if small:
+        runs.append(load_scenario(small))
+    rows: list[tuple[str, Any]] = []
+    for sc in runs:
+        r = measure(sc)
+        rows += [
+            (f"{r.scenario}", f"{r.size}, {r.devices} devices, {sc.duration / 60:g} min"),
+            ("  readings", r.readings),
+            ("  generate only, readings/s (CPU)", f"{r.generate_per_s:,.0f}"),
+            ("  generate + JSONL, readings/s (CPU)", f"{r.jsonl_per_s:,.0f}"),
+            ("  JSONL size", f"{r.jsonl_mb:.1f} MB"),
+        ]
     if mqtt:
         msc = load_scenario(mqtt_scenario).with_overrides(duration=mqtt_duration)
         msim = Simulation(msc, np.random.default_rng(msc.seed), parse_start("now", "mqtt"))
@@ -350,8 +347,8 @@ def replay(
     try:
         with progress_bar() as progress:
             with file.open("rb") as fh:
-                rows = sum(1 for _ in fh) - (0 if form == "jsonl" else 1)
-            task = progress.add_task(file.name, total=max(rows, 1), info="")
+                n_rows = sum(1 for _ in fh) - (0 if form == "jsonl" else 1)
+            task = progress.add_task(file.name, total=max(n_rows, 1), info="")
             count = [0]
 
             def each(msg: Message) -> None:
@@ -362,7 +359,7 @@ def replay(
                     progress.update(task, info=f"{count[0]:,} messages", advance=500)
 
             summary = write_jsonl(paced(messages, speed), out_file, on_message=each)
-            progress.update(task, completed=max(rows, 1), info=f"{count[0]:,} messages")
+            progress.update(task, completed=max(n_rows, 1), info=f"{count[0]:,} messages")
     finally:
         if mqtt is not None:
             mqtt.close()
