@@ -220,3 +220,7 @@ def bench_cmd(
         flood_model=None if isinstance(model, ff.ReservoirForecaster) else model,
         console=console,
     )
+
+
+if __name__ == "__main__":
+    app()

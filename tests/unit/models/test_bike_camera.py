@@ -14,11 +14,11 @@ MONDAY = 1_700_438_400.0  # 2023-11-20 00:00 UTC, a Monday
 
 def _station(days: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    ts = MONDAY + 120.0 * np.arange(days * 720)
+    ts = MONDAY + 300.0 * np.arange(days * 288)
     hour = (ts % 86400) / 3600
     weekday = ((np.floor(ts / 86400) + 3) % 7) < 5
-    rate = np.where(weekday & (hour > 7) & (hour < 10), 1.2, 0.0) - np.where(hour > 17, 0.3, 0.0)
-    rate = rate + rng.normal(0, 0.3, ts.size)
+    rate = np.where(weekday & (hour > 7) & (hour < 10), 3.0, 0.0) - np.where(hour > 17, 0.75, 0.0)
+    rate = rate + rng.normal(0, 0.75, ts.size)
     bikes = np.zeros(ts.size)
     cur = 20.0
     for i in range(ts.size):
@@ -39,7 +39,7 @@ def test_bike_forecast_beats_persistence_and_is_informative():
         np.full(ts.size, 100.0),
         bf.BikeParams(),
     )
-    h = 15  # 15 readings of 2 min = 30 min
+    h = 6  # 6 readings of 5 min = 30 min
     second_week = slice(ts.size // 2, ts.size - h)
     target = bikes[h:][second_week.start : second_week.stop]
     mae = np.abs(out["q50"][second_week] - target).mean()
