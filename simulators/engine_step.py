@@ -275,12 +275,14 @@ def _emit(
     late = r.random(m) < fs.out_of_order if fs.out_of_order else np.zeros(m, bool)
     bad = r.random(m) < fs.malformed if fs.malformed else np.zeros(m, bool)
     special = dup | late | bad | spike
+    ids = idx.tolist()
+    batch: list[Message | None] = [
+        Message(t, topics[i], b) for i, b in zip(ids, bodies, strict=True)
+    ]
     at = sim.ts(t)
     log = sim.truth.faults
-    for j, (i, body) in enumerate(zip(idx.tolist(), bodies, strict=True)):
-        if not special[j]:
-            out.append(Message(t, topics[i], body))
-            continue
+    for j in np.flatnonzero(special).tolist():
+        i, body = ids[j], bodies[j]
         dev = g.ids[i]
         seq = int(g.seq[i])
         if spike[j]:
@@ -302,9 +304,8 @@ def _emit(
                     },
                 }
             )
-            out.append(Message.from_bytes(t, topic, raw))
+            batch[j] = Message.from_bytes(t, topic, raw)
             continue
-        msg = Message(t, topics[i], body)
         if late[j]:
             delay = int(r.integers(30, 600))
             sim.push_delayed(t + delay, Message(t + delay, topics[i], body))
@@ -318,8 +319,7 @@ def _emit(
                     "detail": {"delay_s": delay},
                 }
             )
-        else:
-            out.append(msg)
+            batch[j] = None
         if dup[j]:
             delay = int(r.integers(1, 30))
             sim.push_delayed(t + delay, Message(t + delay, topics[i], body))
@@ -333,3 +333,4 @@ def _emit(
                     "detail": {"delay_s": delay},
                 }
             )
+    out.extend([msg for msg in batch if msg is not None])
