@@ -59,7 +59,9 @@ class KafkaSettings(BaseModel):
     # Faust application id = consumer group of the stream workers.
     streams_group: str = "gridwatch-streams"
     # The bridge packs the readings of one partition into one record every linger_ms.
-    linger_ms: int = Field(5, ge=0, le=1000)
+    # 50 ms: each batch record then carries enough readings that the stream job's
+    # fixed cost per call is amortised (measured: ~7 ms per call, 1 or 50 readings).
+    linger_ms: int = Field(50, ge=0, le=1000)
     max_batch_readings: int = Field(500, ge=1, le=10_000)
     # faust-streaming hard-codes 1500 ms; Tansu holds a fetch for the whole wait.
     fetch_max_wait_ms: int = Field(100, ge=1, le=5000)

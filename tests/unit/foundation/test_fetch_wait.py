@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from gridwatch.settings import load_settings
+from simulators.city import generate_city
 from streams.app import create_app
 from streams.transport import ConsumerThread
 
 
-def test_worker_consumer_uses_configured_fetch_wait() -> None:
-    settings = load_settings(kafka={"fetch_max_wait_ms": 77})
+def test_worker_consumer_uses_configured_fetch_wait(tmp_path: Path) -> None:
+    generate_city(1, "tiny").write(tmp_path / "city")
+    settings = load_settings(
+        kafka={"fetch_max_wait_ms": 77},
+        registry_dir=tmp_path / "city",
+        stack={"var_dir": tmp_path},
+    )
     app = create_app(settings)
 
     async def build() -> int:
