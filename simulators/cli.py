@@ -16,6 +16,7 @@ from typing import Annotated, Any, cast
 
 import numpy as np
 import typer
+from rich.table import Table
 
 from simulators.bench import measure
 from simulators.city import SIZES, generate_city
@@ -44,6 +45,7 @@ from simulators.replay import (
 )
 from simulators.runner import paced, run_scenario
 from simulators.scenario import ScenarioError, load_scenario, shipped_scenarios
+from simulators.truth import GroundTruth
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -106,6 +108,35 @@ def list_cmd() -> None:
         console.print(
             f"[bold]{sc.name}[/]  {sc.city.size:6} {sc.duration / 3600:5.2f} h  {sc.description}"
         )
+
+
+@app.command("truth")
+def truth_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Output directory of a simulate run.")],
+) -> None:
+    """Summarise a run's ground truth: incidents, nuisance, complaints, faults."""
+    truth = GroundTruth.load(run_dir)
+    table = Table(title=f"ground truth of {run_dir}")
+    for col in ("category", "incidents", "complaint-worthy", "reported", "never reported",
+                "median worthy→call"):  # fmt: skip
+        table.add_column(col, justify="right")
+    cats = sorted({i.category.value for i in truth.incidents})
+    for cat in cats:
+        incs = [i for i in truth.incidents if i.category.value == cat]
+        worthy = [i for i in incs if i.complaint_worthy_at is not None]
+        called = [i for i in worthy if i.first_complaint_at is not None]
+        delays = sorted(i.first_complaint_at - i.complaint_worthy_at for i in called)  # type: ignore[operator]
+        median = f"{delays[len(delays) // 2] / 60:.0f} min" if delays else "-"
+        table.add_row(
+            cat, str(len(incs)), str(len(worthy)), str(len(called)),
+            str(len(worthy) - len(called)), median,
+        )  # fmt: skip
+    console.print(table)
+    faults = Counter(f["fault"] for f in truth.faults)
+    summary_table(
+        "faults and complaints",
+        [("complaints", len(truth.complaints)), *sorted(faults.items())],
+    )
 
 
 @app.command("bench")

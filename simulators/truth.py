@@ -24,7 +24,7 @@ import numpy as np
 
 from gridwatch.contracts import Category, Complaint, incident_key
 from simulators.city import M_PER_DEG_LAT, M_PER_DEG_LON
-from simulators.messages import rfc3339
+from simulators.messages import parse_rfc3339, rfc3339
 from simulators.scenario import ComplaintSpec
 
 DESCRIPTIONS = {
@@ -53,6 +53,28 @@ class Incident:
     peak: float = 0.0
     complaint_ids: list[str] = field(default_factory=list)
     detail: str = ""  # device_fault: which fault
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Incident:
+        def t(v: str | None) -> int | None:
+            return None if v is None else parse_rfc3339(v)
+
+        return cls(
+            incident_id=doc["incident_id"],
+            category=Category(doc["category"]),
+            grid_id=doc["grid_id"],
+            district_id=doc["district_id"],
+            site=doc["site"],
+            lon=doc["lon"],
+            lat=doc["lat"],
+            start=parse_rfc3339(doc["start"]),
+            end=t(doc["end"]),
+            complaint_worthy_at=t(doc["complaint_worthy_at"]),
+            first_complaint_at=t(doc["first_complaint_at"]),
+            peak=doc["peak"],
+            complaint_ids=list(doc["complaint_ids"]),
+            detail=doc.get("detail", ""),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         def t(v: int | None) -> str | None:
@@ -214,6 +236,25 @@ class GroundTruth:
         )
         _write_lines(paths["faults"], faults)
         return paths
+
+    @classmethod
+    def load(cls, directory: Path) -> GroundTruth:
+        """Read the truth files a run wrote (for scoring tickets against them)."""
+        truth = cls()
+        for doc in _read_lines(directory / "incidents.jsonl"):
+            truth.incidents.append(Incident.from_dict(doc))
+        for line in _raw_lines(directory / "complaints.jsonl"):
+            truth.complaints.append(Complaint.model_validate_json(line))
+        truth.faults.extend(_read_lines(directory / "faults.jsonl"))
+        return truth
+
+
+def _raw_lines(path: Path) -> list[str]:
+    return [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in _raw_lines(path)]
 
 
 def _write_lines(path: Path, docs: Any) -> None:

@@ -166,3 +166,12 @@ def test_parse_start() -> None:
         parse_start("2030-01-01T00:00:00", "jsonl")
     with pytest.raises(typer.BadParameter):
         parse_start("tomorrow", "jsonl")
+
+
+def test_sim_truth_summarises_a_run(app, tmp_path) -> None:
+    out = tmp_path / "run"
+    args = ["simulate", "rainstorm-50y", "--duration", "100min", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, ["sim", "truth", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "waterlogging" in res.output and "complaints" in res.output

@@ -263,3 +263,20 @@ def test_api_sink_posts_complaints_with_the_token_and_reports_refusals() -> None
     with pytest.raises(ComplaintDeliveryError, match="422"):
         sink(good.model_copy(update={"complaint_id": "bad"}))
     sink.close()
+
+
+def test_truth_files_load_back(storm_run, tmp_path) -> None:
+    sim, _ = storm_run
+    sim.truth.write(tmp_path)
+    back = GroundTruth.load(tmp_path)
+    assert sorted(i.to_dict()["incident_id"] for i in back.incidents) == sorted(
+        i.incident_id for i in sim.truth.incidents
+    )
+    by_id = {i.incident_id: i for i in sim.truth.incidents}
+    for inc in back.incidents:
+        orig = by_id[inc.incident_id].to_dict()
+        assert inc.to_dict() == orig
+    assert sorted(c.complaint_id for c in back.complaints) == sorted(
+        c.complaint_id for c in sim.truth.complaints
+    )
+    assert len(back.faults) == len(sim.truth.faults)
