@@ -117,8 +117,8 @@ def truth_cmd(
     """Summarise a run's ground truth: incidents, nuisance, complaints, faults."""
     truth = GroundTruth.load(run_dir)
     table = Table(title=f"ground truth of {run_dir}")
-    for col in ("category", "incidents", "complaint-worthy", "reported", "never reported",
-                "median worthy→call"):  # fmt: skip
+    table.add_column("category", no_wrap=True, min_width=15)
+    for col in ("incidents", "worthy", "reported", "never", "median worthy→call"):
         table.add_column(col, justify="right")
     cats = sorted({i.category.value for i in truth.incidents})
     for cat in cats:
