@@ -109,6 +109,17 @@ class ComplaintIntake(TicketStore):
             s.add(ticket)
             s.flush()
             self._record(s, ticket, "create", None, c.ts, actor, f"reactive: {c.description[:200]}")
+            # every complaint yields one "complaint" event (pre-emption rate denominator)
+            self._record(
+                s,
+                ticket,
+                "complaint",
+                ticket.state,
+                c.ts,
+                actor,
+                f"complaint {c.complaint_id} opened this ticket",
+                {"complaint_id": c.complaint_id, "lead_min": None, "pre_empted": False},
+            )
             linked, lead = False, None
         else:
             ticket, linked = match, True
@@ -128,7 +139,7 @@ class ComplaintIntake(TicketStore):
                 c.ts,
                 actor,
                 f"complaint {c.complaint_id} linked",
-                {"complaint_id": c.complaint_id, "lead_min": lead},
+                {"complaint_id": c.complaint_id, "lead_min": lead, "pre_empted": lead is not None},
             )
         row = ComplaintRow(
             id=c.complaint_id,

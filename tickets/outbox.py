@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, select, update
 
@@ -46,6 +46,20 @@ class OutboxMessage:
     event_id: str  # stable across re-deliveries: the idempotency key
     key: str  # incident key: the Kafka partition key
     event: TicketEvent
+    # extra facts of the change (complaint events: complaint_id, pre_empted, lead_min)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _message(r: OutboxRow) -> OutboxMessage:
+    payload = dict(r.payload)
+    detail = payload.pop("detail", None) or {}
+    return OutboxMessage(
+        seq=r.id,
+        event_id=r.event_id,
+        key=r.key,
+        event=TicketEvent.model_validate_json(json.dumps(payload)),
+        detail=detail,
+    )
 
 
 class Publisher(Protocol):
@@ -97,15 +111,7 @@ class OutboxRelay:
             )
             for r in rows:
                 r.attempts += 1
-            return [
-                OutboxMessage(
-                    seq=r.id,
-                    event_id=r.event_id,
-                    key=r.key,
-                    event=TicketEvent.model_validate_json(json.dumps(r.payload)),
-                )
-                for r in rows
-            ]
+            return [_message(r) for r in rows]
 
     def _mark(self, seqs: list[int]) -> None:
         with self._session.begin() as s:
@@ -241,20 +247,34 @@ def _str_field(v: str) -> str:
 def influx_line(m: OutboxMessage) -> str:
     """One InfluxDB line (measurement ``ticket``, ms precision) for an event.
 
-    Tags are bounded (grid, category, severity); ids, states and actors are fields. Two
-    events of one grid/category/severity in the same millisecond share a point (the
-    later wins), as every InfluxDB write in GridWatch is idempotent by series and time.
+    The schema of ``streams.influx_sink.ticket_point``: tags grid, category, severity,
+    state, event (all bounded); fields ticket_id, incident, actor, reason, value=1, plus
+    the outbox ``seq`` and, on ``complaint`` events, ``pre_empted`` (0/1) and
+    ``lead_min``. Writing the same event again overwrites the same point.
     """
     e = m.event
-    tags = f"grid={_tag(e.grid_id)},category={_tag(e.category.value)},severity={e.severity.value}"
-    fields = ",".join(
-        [
-            f"event={_str_field(e.event)}",
-            f"state={_str_field(e.state)}",
-            f"ticket_id={_str_field(e.ticket_id)}",
-            f"actor={_str_field(e.actor)}",
-            f"seq={m.seq}i",
-        ]
+    tags = ",".join(
+        f"{k}={_tag(v)}"
+        for k, v in (
+            ("grid", e.grid_id),
+            ("category", e.category.value),
+            ("severity", e.severity.value),
+            ("state", e.state),
+            ("event", e.event),
+        )
     )
+    fields = [
+        f"ticket_id={_str_field(e.ticket_id)}",
+        f"incident={_str_field(e.incident_key)}",
+        f"actor={_str_field(e.actor)}",
+        f"reason={_str_field(e.reason)}",
+        "value=1i",
+        f"seq={m.seq}i",
+    ]
+    if e.event == "complaint" and "pre_empted" in m.detail:
+        fields.append(f"pre_empted={1 if m.detail['pre_empted'] else 0}i")
+        lead = m.detail.get("lead_min")
+        if isinstance(lead, int | float):
+            fields.append(f"lead_min={float(lead)}")
     ms = (e.ts - _EPOCH) // timedelta(milliseconds=1)
-    return f"{MEASUREMENT},{tags} {fields} {ms}"
+    return f"{MEASUREMENT},{tags} {','.join(fields)} {ms}"

@@ -125,6 +125,7 @@ class TicketService(ComplaintIntake, SlaSweeper):
         )
         if d.action == "ignore":
             s.add(_seen(alert, None, d.action, self.clock()))
+            s.flush()  # a re-delivery later in the same batch must see it
             return RaiseOutcome(alert.alert_id, "ignore", None, None)
         if ticket is None:
             ticket = self._create_from_alert(s, alert, d.state or "open")

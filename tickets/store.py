@@ -201,7 +201,8 @@ class TicketStore:
                 event_id=event.event_id,
                 ticket_id=t.id,
                 key=t.incident_key,
-                payload=event.model_dump(mode="json"),
+                # the TicketEvent, plus the change's detail for sinks that want it
+                payload={**event.model_dump(mode="json"), **({"detail": detail} if detail else {})},
                 created_at=self.clock(),
                 attempts=0,
             )

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from tickets_testlib import Clock, create_pg_database, drop_pg_database
 
 from gridwatch.registry import Registry
 from simulators.city import generate_city
 from tickets.config import TicketsConfig
 from tickets.db import make_engine, migrate
 from tickets.service import TicketService
+
+from .tickets_testlib import Clock, create_pg_database, drop_pg_database
 
 TABLES = (
     "tickets", "evidence", "seen_alerts", "complaints", "audit_log", "outbox", "near_misses"

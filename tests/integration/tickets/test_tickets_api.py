@@ -11,12 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from tickets_testlib import GRID, make_alert
 
 from gridwatch.registry import Registry
 from tickets.api import create_app
 from tickets.config import TicketsConfig
 from tickets.service import TicketService
+
+from .tickets_testlib import GRID, make_alert
 
 pytestmark = pytest.mark.integration
 

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
-from tickets_testlib import make_alert
 
 from tickets.db import session_factory
 from tickets.errors import OutboxError
 from tickets.models import OutboxRow
 from tickets.outbox import JsonlPublisher, OutboxRelay, RecordingPublisher
 from tickets.service import TicketService
+
+from .tickets_testlib import make_alert
 
 pytestmark = pytest.mark.integration
 
@@ -177,3 +178,39 @@ async def test_jsonl_publisher_drops_torn_line_and_repeats(tmp_path: Path) -> No
     await again.publish([msg, OutboxMessage(seq=2, event_id="e2", key="k", event=ev)])
     assert [e["event_id"] for e in lines(sink)] == ["e1", "e2"]
     assert sink.read_text().count("\n") == 2
+
+
+async def test_every_complaint_yields_one_complaint_event_with_pre_emption(
+    service: TicketService, engine: Engine
+) -> None:
+    from gridwatch.contracts import Category, Complaint
+    from tickets.outbox import influx_line
+
+    from .tickets_testlib import T0
+
+    placed = service.registry.devices["wl-00001"]
+    dev = placed.device
+    service.raise_alert(make_alert("pe1", grid=placed.grid_id, lon=dev.lon, lat=dev.lat))
+
+    def complaint(cid: str, category: Category, minutes: int) -> Complaint:
+        from datetime import timedelta
+
+        return Complaint(
+            complaint_id=cid,
+            ts=T0 + timedelta(minutes=minutes),
+            category=category,
+            lon=dev.lon,
+            lat=dev.lat,
+        )
+
+    service.file_complaint(complaint("pe-c1", Category.WATERLOGGING, 25))  # pre-empted
+    service.file_complaint(complaint("pe-c2", Category.CROWDING, 30))  # reactive
+    pub = RecordingPublisher()
+    await OutboxRelay(engine, pub).drain()
+    events = [m for m in pub.messages if m.event.event == "complaint"]
+    assert [m.detail["complaint_id"] for m in events] == ["pe-c1", "pe-c2"]
+    assert [m.detail["pre_empted"] for m in events] == [True, False]
+    lines = [influx_line(m) for m in events]
+    assert "pre_empted=1i,lead_min=25.0" in lines[0]
+    assert "pre_empted=0i" in lines[1]
+    assert "lead_min" not in lines[1]

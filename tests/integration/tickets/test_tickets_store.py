@@ -12,7 +12,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
-from tickets_testlib import GRID, T0, Clock, make_alert, make_complaint
 
 from gridwatch.registry import Registry
 from tickets.db import current_revision, migrate, session_factory
@@ -20,6 +19,8 @@ from tickets.errors import IllegalTransition, TicketError, TicketNotFound, Unkno
 from tickets.models import AuditRow, Base, Evidence, OutboxRow, Ticket
 from tickets.queries import kpis, precision_report, ticket_detail
 from tickets.service import TicketService
+
+from .tickets_testlib import GRID, T0, Clock, make_alert, make_complaint
 
 pytestmark = pytest.mark.integration
 
@@ -321,9 +322,13 @@ def test_batch_raise_matches_one_by_one(service: TicketService, engine: Engine) 
         make_alert("bt2", "observed", site="x", minutes=5),  # re-delivered inside the batch
         make_alert("bt3", "observed", site="y"),
         make_alert("bt4", "clear", site="y", minutes=9),
+        make_alert("bt5", "clear", site="z"),
+        make_alert("bt5", "clear", site="z"),
     ]
     out = service.raise_alerts(batch)
-    assert [o.action for o in out] == ["create", "promote", "duplicate", "create", "auto_resolve"]
+    assert [o.action for o in out] == [
+        "create", "promote", "duplicate", "create", "auto_resolve", "ignore", "duplicate"
+    ]  # fmt: skip
     assert out[0].ticket_id == out[1].ticket_id == out[2].ticket_id
     assert count(engine, Evidence) == 4
     assert count(engine, AuditRow) == count(engine, OutboxRow)
