@@ -67,6 +67,7 @@ def run_scenario(
     sim.city.write(out_dir / "city")
     wall0, cpu0 = time.monotonic(), time.process_time()
     counter = [0]
+    last = [sim.start]
     feed = ComplaintFeed(sim.truth.complaints, on_complaint) if on_complaint else None
 
     def each(msg: Message) -> None:
@@ -75,7 +76,9 @@ def run_scenario(
         if on_message is not None:
             on_message(msg)
         counter[0] += 1
-        if progress is not None and counter[0] % 2000 == 0:
+        # Report every 2,000 messages, or every event minute when the run is paced.
+        if progress is not None and (counter[0] % 2000 == 0 or msg.at - last[0] >= 60):
+            last[0] = msg.at
             progress(msg.at - sim.start)
 
     summary = write_jsonl(paced(sim.messages(), speed), out_dir / "messages.jsonl", on_message=each)
