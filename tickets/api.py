@@ -18,11 +18,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import mapping
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridwatch.contracts import Alert, Category, Complaint, Severity, TicketState
 from tickets import queries
@@ -74,14 +74,57 @@ class ResolveIn(ActionIn):
     closing_code: Literal["real", "duplicate", "already_fixed"] = "real"
 
 
-class LimitBody(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(
-                {"error": "too_large", "detail": f"body over {MAX_BODY_BYTES} bytes"}, 413
-            )
-        return await call_next(request)
+class _TooLarge(Exception):
+    pass
+
+
+class LimitBody:
+    """Pure ASGI middleware: 413 for bodies over ``MAX_BODY_BYTES``, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        exceeded = refused = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    exceeded = True
+                    raise _TooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # FastAPI turns a failed body read into its own 400: answer 413 instead
+            nonlocal refused
+            if not exceeded:
+                await send(message)
+            elif message["type"] == "http.response.start" and not refused:
+                refused = True
+                await self._refuse(scope, receive, send)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _TooLarge:
+            if not refused:
+                refused = True
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = {"error": "too_large", "detail": f"body over {self.limit} bytes"}
+        await JSONResponse(body, 413)(scope, receive, send)
 
 
 def _error(code: int, error: str, detail: str) -> JSONResponse:

@@ -177,6 +177,19 @@ def test_raise_list_act_and_errors(client: httpx.Client) -> None:
         headers={**auth("admin"), "Content-Type": "application/json"},
     )
     assert huge.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts streamed bytes
+        yield b'{"pad": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    streamed = client.post(
+        "/api/v1/alerts",
+        content=chunks(),
+        headers={**auth("admin"), "Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413
     bad_alert = client.post("/api/v1/alerts", json={"alert_id": "x"}, headers=auth("admin"))
     assert bad_alert.status_code == 422
     assert client.get("/api/v1/tickets/bad%20id", headers=auth("viewer")).status_code == 422
