@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -36,7 +36,6 @@ from simulators.engine import Simulation
 from simulators.messages import Message
 from simulators.output import write_jsonl
 from simulators.replay import (
-    Format,
     detect_format,
     first_time,
     read_csv,
@@ -330,6 +329,12 @@ def replay(
         list[str] | None, typer.Option(help="CSV: payload_field=column[*scale], repeatable.")
     ] = None,
     seq_col: Annotated[str | None, typer.Option(help="CSV: sequence-number column.")] = None,
+    time_format: Annotated[
+        str | None, typer.Option(help="CSV: strptime format, e.g. '%m/%d/%Y %H:%M:%S'.")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="CSV: IANA zone of times without offset (default UTC).")
+    ] = None,
     baseline_mm: Annotated[float | None, typer.Option(help="FloodNet: dry distance (mm).")] = None,
     calibration: Annotated[
         int, typer.Option(help="FloodNet: readings that set the baseline.")
@@ -350,11 +355,9 @@ def replay(
         raise typer.BadParameter("--format must be auto, jsonl, csv or floodnet")
     shift = 0
     rebase = parse_start(start or ("now" if to == "mqtt" else "scenario"), to)
-    if rebase is not None:
-        shift = int(rebase.timestamp() - first_time(file, cast(Format, form), time_col))
     fields, scale = _field_map(field or []) if form == "csv" else ({}, {})
 
-    def read() -> Iterator[Message]:
+    def read(shift: int) -> Iterator[Message]:
         if form == "jsonl":
             return read_jsonl(file, shift_s=shift)
         if form == "floodnet":
@@ -364,11 +367,20 @@ def replay(
         return read_csv(
             file, kind=kind, fields=fields, time_col=time_col, device_col=device_col,
             device_id=device_id, scale=scale, seq_col=seq_col, shift_s=shift,
+            time_format=time_format, tz=tz,
         )  # fmt: skip
 
+    if rebase is not None:
+        # The earliest record moves to the start (CSV files are often sorted by device).
+        first = (
+            first_time(file, "jsonl")
+            if form == "jsonl"
+            else min((m.at for m in read(0)), default=rebase.timestamp())
+        )
+        shift = int(rebase.timestamp() - first)
     if provision:
-        provision_replay({m.device_id: m.kind for m in read()})
-    messages = read()
+        provision_replay({m.device_id: m.kind for m in read(0)})
+    messages = read(shift)
     sink: Callable[[Message], None] | None = None
     mqtt = MqttSink() if to == "mqtt" else None
     sink = mqtt

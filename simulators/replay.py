@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from statistics import median
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gridwatch.contracts import DEVICE_ID_RE, KINDS
 from gridwatch.errors import ConfigError
@@ -38,22 +40,39 @@ def _dumps(doc: object) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def parse_time(value: str) -> float:
-    """Epoch seconds from ISO 8601 / RFC 3339 text (UTC if no offset) or epoch s/ms."""
+def parse_time(value: str, *, fmt: str | None = None, tz: str | None = None) -> float:
+    """Epoch seconds from ISO 8601 / RFC 3339 text, a ``strptime`` format, or epoch s/ms.
+
+    Times without an offset are in ``tz`` (an IANA zone such as ``America/New_York``,
+    so daylight saving is right), or UTC when no zone is given.
+    """
     text = value.strip()
+    if fmt is None:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan  # not a number: parse as a date below
+        if math.isfinite(number):
+            return number / 1000.0 if number > 1e11 else number
     try:
-        number = float(text)
-    except ValueError:
-        pass  # not a number: parse as a date below
-    else:
-        return number / 1000.0 if number > 1e11 else number
-    try:
-        dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+        if fmt is not None:
+            dt = datetime.strptime(text, fmt)
+        else:
+            dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
     except ValueError as exc:
         raise ReplayError(f"cannot read time {value!r}") from exc
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
+        dt = dt.replace(tzinfo=_zone(tz))
     return dt.timestamp()
+
+
+def _zone(tz: str | None) -> tzinfo:
+    if tz is None:
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ReplayError(f"unknown time zone {tz!r}") from exc
 
 
 def detect_format(path: Path) -> Format:
@@ -93,6 +112,18 @@ def read_jsonl(path: Path, *, shift_s: int = 0) -> Iterator[Message]:
 
 def read_csv(
     path: Path,
+    **options: Any,
+) -> Iterator[Message]:
+    """CSV rows as messages, in time order (files are often sorted by device first).
+
+    Options: ``kind``, ``fields``, ``time_col``, ``device_col`` or ``device_id``,
+    ``scale``, ``seq_col``, ``shift_s``, ``time_format``, ``tz`` (see ``_csv_rows``).
+    """
+    return iter(sorted(_csv_rows(path, **options), key=lambda m: m.at))
+
+
+def _csv_rows(
+    path: Path,
     *,
     kind: str,
     fields: dict[str, str],
@@ -102,6 +133,8 @@ def read_csv(
     scale: dict[str, float] | None = None,
     seq_col: str | None = None,
     shift_s: int = 0,
+    time_format: str | None = None,
+    tz: str | None = None,
 ) -> Iterator[Message]:
     if kind not in KINDS:
         raise ReplayError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -120,7 +153,7 @@ def read_csv(
             raise ReplayError(f"{path}: no column(s) {', '.join(missing)} (has {sorted(cols)})")
         for n, row in enumerate(reader, 2):
             dev = device_id or _device_name(row[device_col or ""])
-            t = round(parse_time(row[time_col])) + shift_s
+            t = round(parse_time(row[time_col], fmt=time_format, tz=tz)) + shift_s
             payload: dict[str, object] = {"ts": rfc3339(t)}
             for name, col in fields.items():
                 cell = row[col].strip()
@@ -188,7 +221,14 @@ def read_floodnet(
             yield Message(t, f"gw/v1/water/{dev}", _dumps(payload))
 
 
-def first_time(path: Path, fmt: Format, time_col: str = "time") -> float:
+def first_time(
+    path: Path,
+    fmt: Format,
+    time_col: str = "time",
+    *,
+    time_format: str | None = None,
+    tz: str | None = None,
+) -> float:
     """Event time of the first record (to rebase a recording to now)."""
     if fmt == "jsonl":
         for msg in read_jsonl(path):
@@ -201,4 +241,4 @@ def first_time(path: Path, fmt: Format, time_col: str = "time") -> float:
         raise ReplayError(f"{path} has no data rows")
     if time_col not in row:
         raise ReplayError(f"{path}: no column {time_col!r}")
-    return parse_time(second[row.index(time_col)])
+    return parse_time(second[row.index(time_col)], fmt=time_format, tz=tz)

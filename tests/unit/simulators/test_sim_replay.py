@@ -133,3 +133,27 @@ def test_floodnet_format_is_checked(tmp_path) -> None:
     p.write_text("time,dist\n1,2\n")
     with pytest.raises(ReplayError, match="not FloodNet"):
         list(read_floodnet(p))
+
+
+def test_local_times_with_a_format_and_zone_are_sorted(tmp_path) -> None:
+    p = tmp_path / "gauges.csv"
+    p.write_text(
+        "gauge,stamp,rain_in\n"
+        "MMPS-149,07/04/2012 10:15:00,0.01\n"  # EDT (UTC-4)
+        "MMPS-149,01/04/2012 10:15:00,0.02\n"  # EST (UTC-5)
+        "MMPS-177,03/04/2012 10:00:00,0.03\n"
+    )
+    msgs = list(
+        read_csv(
+            p, kind="rain", fields={"rain_mm": "rain_in"}, time_col="stamp",
+            device_col="gauge", scale={"rain_mm": 25.4}, time_format="%m/%d/%Y %H:%M:%S",
+            tz="America/New_York",
+        )
+    )  # fmt: skip
+    ts = [json.loads(m.body)["ts"] for m in msgs]
+    assert ts == ["2012-01-04T15:15:00Z", "2012-03-04T15:00:00Z", "2012-07-04T14:15:00Z"]
+    assert json.loads(msgs[0].body)["rain_mm"] == pytest.approx(0.508)
+    with pytest.raises(ReplayError, match="time zone"):
+        parse_time("2012-01-01 00:00:00", tz="Mars/Olympus")
+    with pytest.raises(ReplayError, match="cannot read time"):
+        parse_time("2012-01-01", fmt="%m/%d/%Y")
