@@ -60,7 +60,7 @@ class DemoResult:
     incidents: list[dict[str, Any]]
     seconds: float
     out_dir: Path
-    lead_minutes: list[float] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
 
 def reset_data(settings: Settings) -> None:
@@ -82,30 +82,46 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def run_demo(
-    settings: Settings, scenario_name: str = "rainstorm-50y", *, timeout_s: float = 300.0
+    settings: Settings,
+    scenario: Any,
+    *,
+    manage_stack: bool = True,
+    workers: int = 1,
+    timeout_s: float = 300.0,
+    out_dir: Path | None = None,
 ) -> DemoResult:
+    """Run ``scenario`` (a ``simulators.scenario.Scenario``) through the pipeline.
+
+    With ``manage_stack`` the local stack is reset and started here; without it (tests)
+    the stack is already up and only the scenario's devices are provisioned.
+    """
     from simulators.city import generate_city
     from simulators.mqtt_publisher import MqttPublisher
     from simulators.runner import run_scenario
-    from simulators.scenario import load_scenario
 
     started = time.monotonic()
-    sc = load_scenario(scenario_name)
+    sc = scenario
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(seconds=sc.duration)
     city = generate_city(sc.city.seed, sc.city.size, max_devices=sc.city.max_devices)
     known = {d["device_id"] for d in city.devices}
-    reset_data(settings)
-    city.write(settings.registry_dir)
     stack = Stack(settings)
-    with console.status("starting Mosquitto, Tansu and InfluxDB…"):
-        stack.up(device_ids=sorted(known))
-    logs = settings.stack.var_dir / "log"
+    if manage_stack:
+        reset_data(settings)
+        city.write(settings.registry_dir)
+        with console.status("starting Mosquitto, Tansu and InfluxDB…"):
+            stack.up(device_ids=sorted(known))
+    else:
+        city.write(settings.registry_dir)
+        stack.provision_devices(sorted(known))
+    logs = settings.stack.var_dir / "log" / settings.kafka.topic_prefix
     ready = ready_file(settings, settings.mqtt.client_id)
     ready.unlink(missing_ok=True)
     bridge = Child("ingest", ["ingest", "run"], settings, logs).start()
-    worker = Child("streams", ["streams", "run"], settings, logs).start()
-    out_dir = settings.stack.var_dir / "demo" / sc.name
+    pool = [
+        Child(f"streams-{i}", ["streams", "run"], settings, logs).start() for i in range(workers)
+    ]
+    out_dir = out_dir or settings.stack.var_dir / "demo" / sc.name
     try:
         with console.status("waiting for the bridge to subscribe…"):
             wait_until(lambda: _subscribed(bridge, ready), 60, what="the bridge to subscribe")
@@ -126,7 +142,7 @@ def run_demo(
             pub.flush(timeout_s=120)
         with console.status("waiting for the stream worker to catch up…"):
             wait_until(
-                lambda: _caught_up(settings, bridge, worker),
+                lambda: _caught_up(settings, bridge, *pool),
                 timeout_s,
                 interval_s=1.0,
                 what="consumer lag 0",
@@ -138,12 +154,14 @@ def run_demo(
             dead_letters=asyncio.run(_dead_letters(settings)),
             tickets=_tickets(settings),
             incidents=[i.to_dict() for i in result.truth.incidents],
+            faults=list(result.truth.faults),
             seconds=time.monotonic() - started,
             out_dir=out_dir,
         )
     finally:
         bridge.stop()
-        worker.stop()
+        for worker in pool:
+            worker.stop()
 
 
 def _subscribed(bridge: Child, ready: Path) -> bool:
@@ -192,11 +210,12 @@ async def _dead_letters(settings: Settings) -> dict[str, int]:
 def _tickets(settings: Settings) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from tickets.db import make_engine, session_factory
+    from tickets.db import make_engine, migrate, session_factory
     from tickets.models import Ticket
 
     engine = make_engine(settings.tickets.db_url)
     try:
+        migrate(engine)  # a run that raised nothing may not have created the store yet
         with session_factory(engine)() as s:
             return [
                 {
@@ -280,11 +299,12 @@ def demo(
 ) -> None:
     """Reset the local stack, replay a simulated rainstorm through it, print the outcome."""
     from gridwatch.cli import State
+    from simulators.scenario import load_scenario
 
     base = load_settings(State.config)
     ensure_credentials(base.stack.var_dir)
     settings = load_settings(State.config)
-    result = run_demo(settings, scenario)
+    result = run_demo(settings, load_scenario(scenario))
     print_summary(result, settings)
     if result.points.get("water", 0) == 0:
         raise typer.Exit(1)
