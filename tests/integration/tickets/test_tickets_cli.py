@@ -113,4 +113,5 @@ def test_bench_runs_on_sqlite_and_postgresql(
         r = result["backends"][name]
         assert r["tickets"] == 20
         assert r["raise_per_s"] > 0
+        assert r["raise_batched_per_s"] > 0
         assert r["api_p99_ms"] >= r["api_p50_ms"] > 0
