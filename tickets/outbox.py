@@ -241,7 +241,9 @@ def _tag(v: str) -> str:
 
 
 def _str_field(v: str) -> str:
-    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # line protocol has no escape for line breaks: they become spaces
+    flat = v.replace("\r", " ").replace("\n", " ")
+    return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def influx_line(m: OutboxMessage) -> str:
