@@ -31,7 +31,7 @@ TOKENS = {"viewer": "e2e-viewer", "operator": "e2e-operator", "admin": "e2e-admi
 
 
 @pytest.fixture
-def base_url(tmp_path: Path) -> Iterator[str]:
+def live(tmp_path: Path) -> Iterator[tuple[str, TicketService]]:
     db = f"sqlite:///{tmp_path / 'tickets.db'}"
     cfg = TicketsConfig.model_validate(
         {
@@ -52,9 +52,19 @@ def base_url(tmp_path: Path) -> Iterator[str]:
         time.sleep(0.02)
     assert server.started, "uvicorn did not start"
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", service
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def base_url(live: tuple[str, TicketService]) -> str:
+    return live[0]
+
+
+@pytest.fixture
+def near_miss_service(live: tuple[str, TicketService]) -> TicketService:
+    return live[1]
 
 
 @pytest.fixture
@@ -155,11 +165,20 @@ def test_console_live_queue_and_acknowledge(
 
 
 def test_console_viewer_has_no_actions_and_bad_token_is_refused(
-    base_url: str, browser_page: Page
+    base_url: str, browser_page: Page, near_miss_service: TicketService
 ) -> None:
     page = browser_page
     tid = post_alert(base_url)
+    near_miss_service.record_near_miss(
+        incident_key="D01-S01-G01:waterlogging",
+        grid_id="D01-S01-G01",
+        category="waterlogging",
+        ts=datetime.now(UTC),
+        why_not="p=0.38 below 0.5",
+    )
     page.goto(f"{base_url}/console/#token={TOKENS['viewer']}")
+    expect(page.locator("#near-list li")).to_have_count(1)
+    expect(page.locator("#near-list li")).to_contain_text("p=0.38 below 0.5")
     page.locator(f'#queue tr[data-id="{tid}"]').click()
     expect(page.locator("#d-id")).to_have_text(tid)
     expect(page.locator("#d-actions button")).to_have_count(0)

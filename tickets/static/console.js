@@ -51,11 +51,14 @@ function scheduleRefresh() {
 }
 
 async function refresh() {
-  const [q, k, p] = await Promise.all([
+  const [q, k, p, n] = await Promise.all([
     api("/api/v1/queue"), api("/api/v1/kpis"), api("/api/v1/precision"),
+    api("/api/v1/near-misses?limit=10"),
   ]);
   state.queue = q.items;
   renderQueue(); renderKpis(k.overall, p.overall); renderPrecision(p); colourMap();
+  $("#near-list").replaceChildren(...n.map((m) => el("li", {},
+    `${new Date(m.ts).toLocaleString()} · ${m.grid_id} · ${t(m.category)} · ${m.why_not}`)));
   if (state.selected) await showTicket(state.selected);
 }
 
