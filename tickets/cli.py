@@ -83,7 +83,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     demo: Annotated[bool, typer.Option(help="Seed demo tickets when the store is empty.")] = False,
-    sweep_every_s: Annotated[float, typer.Option(help="SLA sweep period.")] = 30.0,
+    sweep_every_s: Annotated[
+        float | None, typer.Option(help="SLA sweep period (default: escalation_sweep_s).")
+    ] = None,
 ) -> None:
     """Serve the ticket API, Open311 and the watch-floor console (uvicorn)."""
     import uvicorn
@@ -111,7 +113,9 @@ def serve(
             console.print(f"seeded {seed_demo(service, reg, utc_now())} demo alerts")
     h, p = host or cfg.host, port or cfg.port
     console.print(f"console at http://{h}:{p}/console/  (token: gridwatch tickets token --show)")
-    uvicorn.run(create_app(service, sweep_every_s=sweep_every_s), host=h, port=p, log_level="info")
+    app_ = create_app(service, sweep_every_s=sweep_every_s or cfg.escalation_sweep_s)
+    # open console streams must not hold a shutdown forever
+    uvicorn.run(app_, host=h, port=p, log_level="info", timeout_graceful_shutdown=5)
 
 
 @app.command()
