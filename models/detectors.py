@@ -39,9 +39,12 @@ class DetectorParams:
     quiet_gain: float = 0.0
     warmup: float = 60.0
     refractory: float = 150.0
-    threshold: float = 0.99
+    threshold: float = 0.98
     heat_gain: float = 0.3  # z-units added per recent alert (fewer repeats in noisy series)
     heat_decay: float = 0.999  # per reading
+    cusum_k: float = 3.0  # allowance (in spreads) of the two-sided CUSUM on the residual
+    cusum_gain: float = 0.1  # weight of the CUSUM statistic in the surprise (0 disables)
+    abs_k: float = 10.0  # a residual beyond abs_k spreads scores on its own (inf disables)
     abs_floor: float = 1e-6
     rel_floor: float = 1e-3
     season_period_s: float = 86_400.0
@@ -68,6 +71,8 @@ class _DetectorCore(StepState):
     u_var: float = 0.0
     cooldown: float = 0.0
     heat: float = 0.0
+    g_pos: float = 0.0
+    g_neg: float = 0.0
 
 
 _SEASON_FIELDS = [
@@ -121,13 +126,25 @@ def _kernel(
     w = p.use_season
     mixed = np.power(raw, 1.0 - w) * np.power(np.minimum(raw, r_season), w)
     raw = np.where(seasonal_ok, mixed, raw)
+    # change-point: CUSUM of the signed residual (seasonal when the bin is ready)
+    z_res = np.where(
+        seasonal_ok,
+        (x - sm) / np.maximum(1.25 * sd, floor),
+        (x - m_slow) / np.maximum(1.25 * d_slow, floor),
+    )
+    z_res = np.clip(z_res, -50.0, 50.0)
+    g_pos = np.maximum(0.0, rows["g_pos"] + z_res - p.cusum_k)
+    g_neg = np.maximum(0.0, rows["g_neg"] - z_res - p.cusum_k)
+    raw = np.maximum(raw, p.cusum_gain * np.maximum(g_pos, g_neg))
     u = np.log1p(np.maximum(raw, 0.0))
     u_short = np.where(first, u, (1 - p.alpha_short) * rows["u_short"] + p.alpha_short * u)
     spread = np.sqrt(np.maximum(rows["u_var"], 1e-4))
     z = (u_short - rows["u_mean"]) / spread
     # 0 for an ordinary reading, → 1 as the recent surprise leaves its usual range
     lik = 2.0 * ndtr(z - p.heat_gain * rows["heat"]) - 1.0
-    score = np.where(n >= p.warmup, np.maximum(lik, 0.0), 0.0)
+    # a gross residual is anomalous whatever the recent surprise history says
+    lik_abs = 2.0 * ndtr(np.maximum(raw - p.abs_k, 0.0) - p.heat_gain * rows["heat"]) - 1.0
+    score = np.where(n >= p.warmup, np.maximum(np.maximum(lik, lik_abs), 0.0), 0.0)
     cooling = rows["cooldown"] > 0
     score = np.where(cooling, np.minimum(score, 0.5 * p.threshold), score)
     fired = score >= p.threshold
@@ -151,6 +168,8 @@ def _kernel(
     new["u_var"] = (1 - al) * (rows["u_var"] + al * dev * dev)
     new["cooldown"] = cooldown
     new["heat"] = rows["heat"] * p.heat_decay + fired
+    new["g_pos"] = np.where(fired, 0.0, g_pos)
+    new["g_neg"] = np.where(fired, 0.0, g_neg)
     a_s = np.where(sc < 1.0 / p.alpha_season, 1.0 / (sc + 1.0), p.alpha_season)
     learn_season = ok & has_ts
     sm_new = sm + a_s * (x - sm)
