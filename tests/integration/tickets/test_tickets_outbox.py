@@ -123,7 +123,7 @@ def test_relay_killed_mid_batch_publishes_every_event_once(
     sink = tmp_path / "events.jsonl"
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
     cmd = [sys.executable, "-c", RELAY_SCRIPT, db_url, str(sink)]
-    proc = subprocess.Popen([*cmd, "0.01"], env=env)
+    proc = subprocess.Popen([*cmd, "0.02"], env=env)  # 20 ms per event: room to kill
     deadline = time.monotonic() + 60
     # wait until the relay is inside its second batch, then kill it without warning
     while len(lines(sink)) < 60 and time.monotonic() < deadline:
