@@ -43,13 +43,25 @@ DetectorState: Any = detectors.DetectorState
 DEPTH_FIELDS = ("depth_cm", "t_depth", "slope", "level_ewm")
 RAIN_FIELDS = tuple(f for f in FloodState.field_names() if f not in DEPTH_FIELDS)
 RULE_VERSION = "water-hygiene-1"
-PARTS = ("qc", "det", "flood", "hyg")
+PARTS = ("qc", "det", "flood", "hyg", "maint")
 STATE_TYPES: dict[str, Any] = {
     "qc": qc.QcState,
     "det": DetectorState,
     "flood": FloodState,
     "hyg": hygiene.HygieneState,
+    "maint": hygiene.HygieneState,
 }
+# A sensor fault (QC failed, or a flat line above the dry level) that persists for 10
+# minutes opens a device_fault ticket; 30 minutes of good readings clear it.
+MAINTENANCE = hygiene.HygieneParams(
+    threshold=0.5,
+    escalate_at=2.0,
+    hysteresis=0.0,
+    p_on=2.0,
+    p_off=-1.0,
+    min_duration_s=600.0,
+    clear_duration_s=1800.0,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class WaterParams:
     impassable_cm: float = 15.0
     horizon_min: int = 30  # the forecast horizon that drives pre-alerts
     heavy_rain_mm_h: float = 10.0
+    dry_after_min: float = 180.0  # no rain for this long: standing water is implausible
     hygiene: hygiene.HygieneParams = field(default_factory=hygiene.HygieneParams)
 
 
@@ -118,10 +131,31 @@ class WaterScorer:
             :, horizon_k
         ]
         rain_1h = X[:, flood_state.FEATURES.index("rain_60_mm")]
+        since_rain = X[:, flood_state.FEATURES.index("min_since_rain")][idx]
+        # Standing water with no rain for hours is not a storm flood: such readings are
+        # questionable (weighted like QC suspect) and, if they persist, a device fault.
+        dry_spell = since_rain >= self.params.dry_after_min
+        implausible = dry_spell & (value >= self.params.alert_cm)
+        flag = np.where(
+            implausible & np.isin(flag, (QcFlag.PASS, QcFlag.NOT_EVALUATED)),
+            QcFlag.SUSPECT,
+            flag,
+        )
         confidence = fuse(p_site[idx], rain_1h[idx], flag, self.params)
 
         states["hyg"], decisions = hygiene.step_batch(
-            states["hyg"], idx, ts, value, confidence, usable, self.params.hygiene
+            states["hyg"], idx, ts, value, confidence, usable & ~implausible, self.params.hygiene
+        )
+        fault = (flag == QcFlag.FAIL) | implausible
+        fault |= qc_out.get("flat_line", np.zeros_like(flag)) >= QcFlag.SUSPECT
+        states["maint"], maint = hygiene.step_batch(
+            states["maint"],
+            idx,
+            ts,
+            fault.astype(float),
+            np.zeros(len(readings)),
+            np.isfinite(value),
+            MAINTENANCE,
         )
         out_states = {
             d: {part: _row(states[part], i) for part in PARTS} for i, d in enumerate(devices)
@@ -154,6 +188,8 @@ class WaterScorer:
                     detail={"rain_60_mm": float(rain_1h[i])},
                 )
             )
+            if maint[j] in (hygiene.EMIT_OBSERVED, hygiene.EMIT_CLEAR):
+                alerts.append(self._maintenance(reading, int(maint[j]), int(flag[j])))
             if decisions[j] != hygiene.NONE:
                 alerts.append(
                     self._alert(
@@ -161,6 +197,28 @@ class WaterScorer:
                     )
                 )
         return WaterResult(out_states, assessments, alerts)
+
+    def _maintenance(self, r: WaterReading, decision: int, flag: int) -> Alert:
+        placement = self.registry.placement(r.device_id)
+        key = incident_key(r.grid_id, Category.DEVICE_FAULT, r.device_id)
+        kind = "maintenance" if decision == hygiene.EMIT_OBSERVED else "clear"
+        why = _fault_why(flag, r.level_cm) if kind == "maintenance" else "readings healthy again"
+        return Alert(
+            alert_id=f"{key}:{kind}:{int(r.ts.timestamp() * 1000)}",
+            incident_key=key,
+            kind=kind,  # type: ignore[arg-type]
+            category=Category.DEVICE_FAULT,
+            severity=Severity.MINOR,
+            grid_id=r.grid_id,
+            district_id=r.district_id,
+            site=r.device_id,
+            ts=r.ts,
+            lon=placement.device.lon,
+            lat=placement.device.lat,
+            why=f"{r.device_id}: {why}"[:500],
+            evidence={"device_ids": [r.device_id], "level_cm": r.level_cm, "qc": flag},
+            rule_version=RULE_VERSION,
+        )
 
     def _alert(
         self, r: WaterReading, decision: int, confidence: float, fc: Any, i: int, k: int
@@ -213,6 +271,12 @@ class WaterScorer:
             },
             rule_version=RULE_VERSION,
         )
+
+
+def _fault_why(flag: int, level_cm: float) -> str:
+    if flag == QcFlag.FAIL:
+        return f"readings fail quality control (latest {level_cm:.1f} cm)"
+    return f"implausible or stuck reading ({level_cm:.1f} cm without rain, or a flat line)"
 
 
 def fuse(

@@ -82,7 +82,7 @@ def test_dry_day_raises_nothing(registry: Registry) -> None:
 
 def test_failed_sensor_never_opens_a_flood_incident(registry: Registry) -> None:
     kinds, _ = run(registry, np.full(60, 80.0), np.zeros(60), flag=QcFlag.FAIL)
-    assert kinds == []
+    assert kinds == ["maintenance"]  # a device fault ticket, never a flood one
 
 
 def test_batches_give_the_same_alerts_as_single_readings(registry: Registry) -> None:
@@ -91,3 +91,16 @@ def test_batches_give_the_same_alerts_as_single_readings(registry: Registry) -> 
     batched, _ = run(registry, depth, rain, batch=7)
     assert [k for k in singles if k != "forecast"] == [k for k in batched if k != "forecast"]
     assert singles.count("forecast") == batched.count("forecast")
+
+
+def test_stuck_sensor_raises_a_device_fault_not_a_flood(registry: Registry) -> None:
+    kinds, assessments = run(registry, np.full(90, 42.0), np.zeros(90))
+    assert "forecast" not in kinds
+    assert kinds == ["maintenance"], kinds
+
+
+def test_fault_clears_when_readings_recover(registry: Registry) -> None:
+    values = np.r_[np.full(60, 42.0), np.abs(np.sin(np.arange(60) / 3.0)) * 0.5]
+    kinds, _ = run(registry, values, np.zeros(120))
+    assert kinds[0] == "maintenance"
+    assert kinds[-1] == "clear"
