@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from simulators.city import SIZES, generate_city
 from simulators.cli_support import (
     MqttSink,
     console,
+    listen,
     parse_start,
     progress_bar,
     provision_replay,
@@ -32,6 +34,7 @@ from simulators.cli_support import (
     provision as provision_stack,
 )
 from simulators.complaints_out import ApiComplaintSink, KafkaComplaintSink
+from simulators.delivery import expected_seqs, missing, received_seqs
 from simulators.engine import Simulation
 from simulators.messages import Message
 from simulators.output import write_jsonl
@@ -136,6 +139,54 @@ def truth_cmd(
         "faults and complaints",
         [("complaints", len(truth.complaints)), *sorted(faults.items())],
     )
+
+
+@app.command("listen")
+def listen_cmd(
+    run: Annotated[
+        Path | None, typer.Argument(help="messages.jsonl (or its run directory) to check against.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 600.0,
+    idle: Annotated[float, typer.Option(help="Stop after this long without a message.")] = 10.0,
+) -> None:
+    """Subscribe to the broker and check a run arrived complete (by seq per device).
+
+    Start it before ``simulate --to mqtt``; when messages stop for ``--idle`` seconds it
+    compares what arrived with the run's messages.jsonl.
+    """
+    from gridwatch.cli import settings
+
+    got = received_seqs(listen(settings(), timeout_s=timeout, idle_s=idle))
+    sent = None
+    if run is not None:
+        path = run / "messages.jsonl" if run.is_dir() else run
+        if not path.is_file():
+            raise typer.BadParameter(f"no run messages at {path}")
+        city = path.parent / "city" / "devices.json"
+        registered = (
+            {d["device_id"] for d in json.loads(city.read_text(encoding="utf-8"))}
+            if city.is_file()
+            else None
+        )
+        # Unregistered ids (unknown_device faults) have no broker account: not sent.
+        sent = expected_seqs(
+            m for m in read_jsonl(path) if registered is None or m.device_id in registered
+        )
+    rows: list[tuple[str, Any]] = [
+        ("received", got.messages),
+        ("devices", len(got.seqs)),
+        ("without a readable seq", got.unreadable),
+    ]
+    if sent is not None:
+        gaps = missing(sent, got)
+        rows += [
+            ("sent (registered devices)", sent.messages),
+            ("devices with missing seq", len(gaps)),
+            ("missing seq", sum(len(v) for v in gaps.values())),
+        ]
+    summary_table("delivery", rows)
+    if sent is not None and missing(sent, got):
+        raise typer.Exit(1)
 
 
 @app.command("bench")

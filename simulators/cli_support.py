@@ -138,3 +138,47 @@ def provision_replay(devices: dict[str, str], *, size: str = "small", seed: int 
         f"provisioned {len(extra)} replayed devices ({count} broker users); registry in "
         f"{st.registry_dir} (restart the bridge to load it)"
     )
+
+
+def listen(settings: Any, *, timeout_s: float, idle_s: float) -> list[tuple[str, bytes]]:
+    """Subscribe to every device topic (QoS 1) as the ingest user; return what arrives.
+
+    Stops after ``timeout_s``, or after ``idle_s`` without a message once one arrived.
+    """
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    m = settings.mqtt
+    got: list[tuple[str, bytes]] = []
+    subscribed = threading.Event()
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="gw-sim-listen", protocol=MQTTProtocolVersion.MQTTv5
+    )
+    if m.password is not None:
+        client.username_pw_set(m.username, m.password.get_secret_value())
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{m.topic_root}/#", qos=1)
+    client.on_subscribe = lambda c, u, mid, rc, p: subscribed.set()
+    client.on_message = lambda c, u, msg: got.append((msg.topic, bytes(msg.payload)))
+    client.connect(m.host, m.port, keepalive=30)
+    client.loop_start()
+    try:
+        if not subscribed.wait(10):
+            from simulators.mqtt_publisher import PublishError
+
+            raise PublishError(f"cannot subscribe at {m.host}:{m.port} as {m.username}")
+        console.print(f"listening on {m.host}:{m.port} {m.topic_root}/# …")
+        deadline = time.monotonic() + timeout_s
+        last_n, last_change = 0, time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            n = len(got)
+            if n != last_n:
+                last_n, last_change = n, time.monotonic()
+            elif n and time.monotonic() - last_change > idle_s:
+                break
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return list(got)
