@@ -375,3 +375,39 @@ def test_sweep_records_resolve_breach_of_acknowledged_ticket(
         t = s.get(Ticket, tid)
         assert t is not None
         assert (t.ack_breached, t.resolve_breached) == (False, True)
+
+
+def _raise_in_process(db_url: str, registry: Registry, worker: int, start: object) -> None:
+    """A separate worker process (own engine), as several stream workers would be."""
+    from tickets.config import TicketsConfig
+    from tickets.db import make_engine
+
+    service = TicketService(make_engine(db_url), TicketsConfig(db_url=db_url), registry)
+    start.wait()  # type: ignore[attr-defined]
+    for i in range(8):
+        service.raise_alert(make_alert(f"mp-{worker}-{i}", severity="major" if i else "minor"))
+
+
+@pytest.mark.slow
+def test_concurrent_worker_processes_make_one_ticket(
+    service: TicketService, engine: Engine, db_url: str, registry: Registry
+) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Event()
+    procs = [
+        ctx.Process(target=_raise_in_process, args=(db_url, registry, w, start)) for w in range(4)
+    ]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    with session_factory(engine)() as s:
+        tickets = list(s.scalars(select(Ticket)))
+        assert len(tickets) == 1
+        assert tickets[0].severity == "major"
+        assert s.scalar(select(func.count()).select_from(Evidence)) == 32
+    assert count(engine, AuditRow) == count(engine, OutboxRow)
