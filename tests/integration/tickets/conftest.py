@@ -1,6 +1,6 @@
 """Fixtures for the ticket store against real SQLite files and a real PostgreSQL server.
 
-PostgreSQL is reached at ``GW_TEST_PG_URL`` (default the local trust-auth server); each
+PostgreSQL is reached at ``TICKETS_TEST_PG_URL`` (default the local trust-auth server); each
 test database gets a unique name and is dropped afterwards. When the server cannot be
 reached the tests fail — they never skip.
 """

@@ -10,7 +10,9 @@ import psycopg
 
 from gridwatch.contracts import Alert, Category, Complaint, Severity, incident_key
 
-PG_ADMIN_URL = os.environ.get("GW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "TICKETS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 GRID = "D01-S01-G01"
 
