@@ -18,6 +18,7 @@ import asyncio
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,11 +90,14 @@ def run_demo(
     workers: int = 1,
     timeout_s: float = 300.0,
     out_dir: Path | None = None,
+    chaos: Callable[[int, list[Child]], None] | None = None,
 ) -> DemoResult:
     """Run ``scenario`` (a ``simulators.scenario.Scenario``) through the pipeline.
 
     With ``manage_stack`` the local stack is reset and started here; without it (tests)
     the stack is already up and only the scenario's devices are provisioned.
+    ``chaos(published, workers)`` is called after every published message (fault
+    drills: kill or replace workers in the list, stop services).
     """
     from simulators.city import generate_city
     from simulators.mqtt_publisher import MqttPublisher
@@ -134,6 +138,8 @@ def run_demo(
                 if msg.device_id in known:
                     pub.publish(msg.topic, msg.payload_bytes())
                     published += 1
+                    if chaos is not None:
+                        chaos(published, pool)
 
             def advance(event_s: int) -> None:
                 progress.update(task, completed=event_s, info=f"event +{event_s / 60:.0f} min")
