@@ -88,7 +88,7 @@ def validate_cmd(
         list[Path] | None, typer.Argument(help="Scenario files (default: shipped).")
     ] = None,
 ) -> None:
-    """Validate scenario files; exit 1 on the first unusable one, listing every error."""
+    """Validate scenario files, listing every error; exit 1 if any is unusable."""
     bad = 0
     for path in files or shipped_scenarios():
         try:

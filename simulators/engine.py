@@ -86,7 +86,9 @@ class Simulation:
             sc.city.seed, sc.city.size, max_devices=sc.city.max_devices
         )
         self.registry = self.city.registry()
-        (r_phase, r_weather, r_bike, r_cam, r_fault, self.r_msg, r_res, self.r_noise) = rng.spawn(8)
+        (r_phase, r_weather, r_bike, r_cam, r_fault, self.r_msg, r_res, self.r_noise, r_drain) = (
+            rng.spawn(9)
+        )
         begin = start or sc.start
         self.start = int(begin.timestamp())
         self.run_s = int(sc.duration)
@@ -111,7 +113,14 @@ class Simulation:
         self.slices = {k: slice(bounds[i], bounds[i + 1]) for i, k in enumerate(KIND_ORDER)}
         # -- water -------------------------------------------------------------------
         wattrs = [dict(p.device.attrs) for p in g["water"].places]
-        self.water = WaterModel(WaterSites.from_attrs(wattrs), blockage=sc.weather.drain_blockage)
+        # Blocked inlets differ from site to site around the scenario's mean (Beta, k = 4).
+        mean_block = sc.weather.drain_blockage
+        blockage = (
+            r_drain.beta(4 * mean_block, 4 * (1 - mean_block), len(wattrs))
+            if 0 < mean_block < 1
+            else np.full(len(wattrs), mean_block)
+        )
+        self.water = WaterModel(WaterSites.from_attrs(wattrs), blockage=blockage)
         self.exposed = np.array([a.get("exposure", "road") != "none" for a in wattrs], dtype=bool)
         self.battery = {k: r_phase.uniform(3.7, 4.15, g[k].n) for k in ("water", "status")}
         self.rssi = r_phase.uniform(-115, -75, g["water"].n)

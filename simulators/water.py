@@ -48,7 +48,7 @@ class WaterSites:
 
 
 class WaterModel:
-    def __init__(self, sites: WaterSites, *, blockage: float = 0.0):
+    def __init__(self, sites: WaterSites, *, blockage: float | np.ndarray = 0.0):
         self.sites = sites
         n = len(sites.catchment_m2)
         self.routed_m3_s = np.zeros(n)
