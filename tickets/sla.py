@@ -53,6 +53,7 @@ class SlaSweeper(TicketStore):
             if stage > t.escalation_stage:
                 role = self.config.escalation[stage - 1].role
                 t.escalation_stage, t.assignee = stage, self._who(t, role)
+                t.last_reminder_at = now  # the escalation is itself the reminder
                 self._record(
                     s,
                     t,

@@ -241,6 +241,8 @@ def test_sweep_escalates_reminds_and_records_breaches(service: TicketService, cl
         t = s.get(Ticket, tid)
         assert t is not None
         assert (t.escalation_stage, t.assignee) == (1, f"{GRID}/head")
+    assert service.sweep(T0 + timedelta(minutes=17))["reminders"] == 0  # escalation reminded
+    assert service.sweep(T0 + timedelta(minutes=21))["reminders"] == 1
     service.sweep(T0 + timedelta(minutes=31))
     with service.read_session() as s:
         t = s.get(Ticket, tid)
