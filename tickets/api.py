@@ -127,6 +127,36 @@ class LimitBody:
         await JSONResponse(body, 413)(scope, receive, send)
 
 
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class SecurityHeaders:
+    """``nosniff`` everywhere; a strict CSP on the console (no external code or tiles)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        console = str(scope.get("path", "")).startswith("/console")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if console:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _error(code: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=code)
 
@@ -155,6 +185,7 @@ def create_app(service: TicketService, *, sweep_every_s: float | None = None) ->
     app.state.config = service.config
     app.state.streams = 0
     app.add_middleware(LimitBody)
+    app.add_middleware(SecurityHeaders)
     _handlers(app)
     app.include_router(_api_router(service), prefix="/api/v1")
     app.include_router(open311_router, prefix="/open311/v2")

@@ -77,9 +77,13 @@ def browser_page() -> Iterator[Page]:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # CSP violations and failed loads show up as console errors
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         yield page
         browser.close()
-        assert errors == [], f"JavaScript errors: {errors}"
+        # the bad-token check provokes the one expected failed load (401)
+        unexpected = [e for e in errors if "status of 401" not in e]
+        assert unexpected == [], f"JavaScript errors: {unexpected}"
 
 
 def post_alert(base_url: str) -> str:
@@ -126,6 +130,8 @@ def test_console_live_queue_and_acknowledge(
     expect(page.locator("#live")).not_to_have_class("live off")  # stream connected
     expect(page.locator("#map path")).to_have_count(45)
     assert page.url.endswith("/console/")  # the token left the address bar
+    csp = httpx.get(f"{base_url}/console/").headers["content-security-policy"]
+    assert "default-src 'self'" in csp
 
     tid = post_alert(base_url)  # raised through the API while the page is open
     row = page.locator(f'#queue tr[data-id="{tid}"]')
