@@ -155,8 +155,12 @@ function colourMap() {
     const v = tk.state === "pre_alert" ? 1 : 2;
     level[tk.grid_id] = Math.max(level[tk.grid_id] || 0, v);
   }
+  const counts = {};
+  for (const tk of state.queue) counts[tk.grid_id] = (counts[tk.grid_id] || 0) + 1;
   document.querySelectorAll("#map path").forEach((p) => {
     p.setAttribute("class", `c${level[p.dataset.grid] || 0}`);
+    const title = p.querySelector("title");
+    if (title) title.textContent = `${p.dataset.grid} · ${t("kpi_open")} ${counts[p.dataset.grid] || 0}`;
   });
 }
 
