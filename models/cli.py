@@ -24,6 +24,7 @@ from models import (
     train,
 )
 from models import flood_forecast as ff
+from models.errors import ModelError
 
 app = typer.Typer(help="Train and evaluate the detectors and forecasters.", no_args_is_help=True)
 console = Console()
@@ -175,12 +176,19 @@ def evaluate_cmd(
             if name in (skip or []):
                 not_done.append(f"{name}: skipped on request")
             elif needed.exists():
-                results[name] = fn()
+                try:
+                    results[name] = fn()
+                except (ModelError, OSError, ValueError, KeyError) as exc:
+                    not_done.append(f"{name}: failed: {exc}")
             else:
                 not_done.append(f"{name}: {needed} not found")
             progress.advance(task)
         sets = evaluate_flood.storm_datasets(TEST_SEEDS, storm_sites, storm_minutes)
-        sets += _sim_datasets(sim_run)
+        for run_dir in sim_run or []:
+            try:
+                sets += _sim_datasets([run_dir])
+            except ModelError as exc:
+                not_done.append(f"simulator run {run_dir}: {exc}")
         trained = model if not isinstance(model, ff.ReservoirForecaster) else None
         results["storms"] = evaluate_flood.evaluate_storms(sets, trained)
         results["flood_forecaster"] = note
