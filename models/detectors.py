@@ -39,7 +39,7 @@ class DetectorParams:
     quiet_gain: float = 0.0
     warmup: float = 60.0
     refractory: float = 150.0
-    threshold: float = 0.98
+    threshold: float = 0.985
     heat_gain: float = 0.3  # z-units added per recent alert (fewer repeats in noisy series)
     heat_decay: float = 0.999  # per reading
     cusum_k: float = 3.0  # allowance (in spreads) of the two-sided CUSUM on the residual
