@@ -95,7 +95,7 @@ def _kernel(
 ) -> tuple[Arrays, dict[str, np.ndarray]]:
     x_raw = inp["value"].astype(float)
     ok = np.isfinite(x_raw)
-    x = np.where(ok, x_raw, 0.0)
+    x = np.clip(np.where(ok, x_raw, 0.0), -1e12, 1e12)
     n = rows["n"]
     first = n <= 0
     last = np.where(first, x, rows["last"])
