@@ -135,7 +135,7 @@ def markdown(results: dict[str, Any], images: dict[str, str]) -> str:
             "",
             f"QC'd flood events detected: **{fr['detected']}/{fr['qc_events']}**, median detection delay {fr['median_delay_min']} min (negative = before FloodNet's QC'd start).",  # noqa: E501 - report prose
             f"Detections not matching a QC'd event at Beach 84 St (a tidal site): {fr['false_detections_beach84']}.",  # noqa: E501 - report prose
-            f"Dry control (Beach 43rd St, {fr['dry_control_days']} days): our false flood detections {fr['dry_control_false_detections_ours']}, FloodNet's own `flood_detected` episodes {fr['dry_control_floodnet_flag_episodes']}.",  # noqa: E501 - report prose
+            f"Dry control (Beach 43rd St, {fr['dry_control_days']} days): our false flood detections {fr['dry_control_false_detections_ours']}, FloodNet's own `flood_detected` episodes {fr['dry_control_floodnet_flag_episodes']}. (Detection rule: depth ≥ 2 cm for 3 readings, chosen on this development split.)",  # noqa: E501 - report prose
             "",
         ]
         rows = [

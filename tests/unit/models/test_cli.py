@@ -99,6 +99,8 @@ def test_evaluate_writes_report_json_and_pngs(trained, tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(js.read_text())
     assert doc["floodnet_raw"]["qc_events"] == 13
+    assert doc["floodnet_raw"]["detected"] >= 12
+    assert doc["floodnet_raw"]["dry_control_false_detections_ours"] <= 2
     assert "norfolk" in doc and "bikes" in doc and "storms" in doc
     assert any("nab: skipped" in x for x in doc["not_done"])
     text = (out / "report.md").read_text()
