@@ -1,7 +1,8 @@
 """Water and rain jobs: per-device state in tables, scoring in streams.water_scoring.
 
-* rain: each gauge's rain state (5-minute bins of the last hour, intensity, storm
-  start) lives in a *global* table, so every worker sees every gauge;
+* rain: the agent stores rain readings; each gauge's rain state (5-minute bins of the
+  last hour, intensity, storm start) is kept by every worker's ``RainView``, which
+  reads all rain partitions, so every worker sees every gauge;
 * water: each site's QC, detector, depth and hygiene state lives in a table
   co-partitioned with ``gw.readings.water`` (the bridge sends a device's readings to
   one partition), recovered from its changelog after a restart.
@@ -16,28 +17,25 @@ import logging
 from typing import Any
 
 import faust
-import numpy as np
 
 from gridwatch.contracts import (
     DeadLetterReason,
-    RainReading,
     ReadingBatch,
     WaterReading,
     parse_record,
 )
 from gridwatch.errors import ContractError, GridWatchError
 from streams.influx_sink import alert_point, assessment_point, reading_points
+from streams.rain_view import RainView, gauge_states
 from streams.sink import dead_letter, store_points
-from streams.water_scoring import WaterScorer, rain_state_update
+from streams.water_scoring import WaterScorer
 
 log = logging.getLogger(__name__)
 
 
 def register(app: faust.App, ctx: Any) -> None:
     scorer = WaterScorer(ctx.registry)
-    rain_table = app.GlobalTable(
-        "rain-gauges", default=None, value_type=dict, partitions=ctx.settings.kafka.partitions
-    )
+    rain_view = RainView(ctx.settings.kafka)
     site_table = app.Table(
         "water-sites", default=None, value_type=dict, partitions=ctx.settings.kafka.partitions
     )
@@ -45,29 +43,15 @@ def register(app: faust.App, ctx: Any) -> None:
     water_topic = ctx.readings(app, "water")
 
     async def rain(stream: faust.StreamT[bytes]) -> None:
+        """Store rain readings; the per-gauge state lives in every worker's RainView."""
         async for raw in stream:
             try:
                 batch = parse_record(ReadingBatch, raw)
-                readings = [r for r in batch.readings if isinstance(r, RainReading)]
-                ids = [r.device_id for r in readings]
-                stored = {g: rain_table.get(g) for g in set(ids)}
-                ts = np.array([r.ts.timestamp() for r in readings])
-                mm = np.array([np.nan if r.rain_mm is None else r.rain_mm for r in readings])
-                ih = np.array(
-                    [np.nan if r.intensity_mm_h is None else r.intensity_mm_h for r in readings]
-                )
-                for gauge, state in rain_state_update(stored, ids, ts, mm, ih).items():
-                    rain_table[gauge] = state
-                await store_points(ctx, reading_points(readings))
-                ctx.stats.readings += len(readings)
+                await store_points(ctx, reading_points(batch.readings))
+                ctx.stats.readings += len(batch.readings)
             except ContractError as exc:
                 await dead_letter(
                     ctx, raw, rain_topic.get_topic_name(), DeadLetterReason(exc.reason), exc.detail
-                )
-            except (GridWatchError, ValueError, KeyError) as exc:
-                log.exception("rain batch failed")
-                await dead_letter(
-                    ctx, raw, rain_topic.get_topic_name(), DeadLetterReason.PROCESSING, repr(exc)
                 )
 
     async def water(stream: faust.StreamT[bytes]) -> None:
@@ -77,9 +61,7 @@ def register(app: faust.App, ctx: Any) -> None:
                 readings = [r for r in batch.readings if isinstance(r, WaterReading)]
                 devices = {r.device_id for r in readings}
                 stored = {d: site_table.get(d) for d in devices}
-                gauges = {
-                    g: rain_table.get(g) for g in {scorer.gauge_of.get(d) for d in devices} if g
-                }
+                gauges = gauge_states(rain_view, {scorer.gauge_of.get(d) for d in devices})
                 result = scorer.score(readings, stored, gauges)
                 for device, state in result.states.items():
                     site_table[device] = state
@@ -109,5 +91,6 @@ def register(app: faust.App, ctx: Any) -> None:
                     ctx, raw, water_topic.get_topic_name(), DeadLetterReason.PROCESSING, repr(exc)
                 )
 
+    app.task(rain_view.run)
     app.agent(rain_topic, name="rain", concurrency=1)(rain)
     app.agent(water_topic, name="water", concurrency=1)(water)

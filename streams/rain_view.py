@@ -1,0 +1,102 @@
+"""Every worker's view of every rain gauge, rebuilt from ``gw.readings.rain``.
+
+The water job needs the rain of a site's gauge, and gauges live on other partitions
+than the sites they serve. Each worker therefore reads *all* partitions of the rain
+topic with its own consumer (no consumer group, nothing committed) and folds the
+readings into per-gauge rain states in memory. At start it replays the last
+``replay_hours`` of rain records, which covers every window the forecaster uses
+(one hour) with room to spare. (A Faust GlobalTable did this job first; its recovery
+hung with two workers against Tansu.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from gridwatch.contracts import RainReading, ReadingBatch, parse_record
+from gridwatch.errors import ContractError
+from gridwatch.kafka import readings_topic
+from gridwatch.settings import KafkaSettings
+from streams.water_scoring import rain_state_update
+
+log = logging.getLogger(__name__)
+
+
+class RainView:
+    def __init__(self, settings: KafkaSettings, replay_hours: float = 6.0) -> None:
+        self.settings = settings
+        self.replay_hours = replay_hours
+        self.states: dict[str, dict[str, float]] = {}
+        self.records = 0
+        self.ready = asyncio.Event()
+
+    def get(self, gauge: str) -> Mapping[str, float] | None:
+        return self.states.get(gauge)
+
+    def apply(self, raw: bytes) -> None:
+        try:
+            batch = parse_record(ReadingBatch, raw)
+        except ContractError:
+            return  # the rain agent dead-letters it; the view just skips it
+        readings = [r for r in batch.readings if isinstance(r, RainReading)]
+        if not readings:
+            return
+        ids = [r.device_id for r in readings]
+        ts = np.array([r.ts.timestamp() for r in readings])
+        mm = np.array([np.nan if r.rain_mm is None else r.rain_mm for r in readings])
+        ih = np.array([np.nan if r.intensity_mm_h is None else r.intensity_mm_h for r in readings])
+        self.states.update(rain_state_update(self.states, ids, ts, mm, ih))
+        self.records += 1
+
+    async def run(self) -> None:
+        topic = readings_topic(self.settings, "rain")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+        )
+        await consumer.start()
+        try:
+            parts: list[TopicPartition] = []
+            while not parts:
+                parts = [
+                    TopicPartition(topic, p)
+                    for p in (consumer.partitions_for_topic(topic) or set())
+                ]
+                if not parts:
+                    await consumer._client.force_metadata_update()  # topic not created yet
+                    await asyncio.sleep(1.0)
+            consumer.assign(parts)
+            since_ms = int((time.time() - self.replay_hours * 3600) * 1000)
+            offsets = await consumer.offsets_for_times({tp: since_ms for tp in parts})
+            for tp in parts:
+                found = offsets.get(tp)
+                if found is None:
+                    await consumer.seek_to_end(tp)
+                else:
+                    consumer.seek(tp, found.offset)
+            end = await consumer.end_offsets(parts)
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        self.apply(record.value)
+                if not self.ready.is_set():
+                    positions = [await consumer.position(tp) for tp in parts]
+                    if all(pos >= end[tp] for pos, tp in zip(positions, parts, strict=True)):
+                        self.ready.set()
+        finally:
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer.stop()
+
+
+def gauge_states(view: RainView, gauges: set[str | None]) -> dict[str, Any]:
+    return {g: view.get(g) for g in gauges if g}
