@@ -106,3 +106,32 @@ def test_influxdb_down_for_a_minute_loses_nothing(
     assert outage
     assert water_in_influx(e2e_settings) == water_in_kafka(e2e_settings)
     assert result.points["assessment"] >= result.points["water"]
+
+
+def test_two_workers_raise_the_same_tickets_as_one(
+    e2e_settings: Settings, settings: Settings, tmp_path: Path
+) -> None:
+    one = storm(e2e_settings, tmp_path / "one")
+    # a second, isolated run of the same scenario with two workers sharing partitions
+    tag = "two" + e2e_settings.kafka.topic_prefix
+    two_settings = e2e_settings.model_copy(
+        update={
+            "kafka": e2e_settings.kafka.model_copy(
+                update={"topic_prefix": tag, "streams_group": f"{tag}-streams"}
+            ),
+            "mqtt": e2e_settings.mqtt.model_copy(
+                update={"client_id": f"{tag}-bridge", "share_group": tag}
+            ),
+            "tickets": e2e_settings.tickets.model_copy(
+                update={"db_url": f"sqlite:///{tmp_path}/two.db"}
+            ),
+        }
+    )
+    two = storm(two_settings, tmp_path / "two", workers=2)
+
+    def flood_incidents(result: DemoResult) -> set[str]:
+        return {t["incident_key"] for t in result.tickets if t["category"] == "waterlogging"}
+
+    assert flood_incidents(one)
+    assert flood_incidents(two) == flood_incidents(one)
+    assert_no_double_tickets(two)
