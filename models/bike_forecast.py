@@ -51,7 +51,7 @@ _OCC = [f"o{i}" for i in range(N_RING)]
 _FC = [f"f{i}" for i in range(N_RING)]
 _SD = [f"sd{i}" for i in range(N_SEASON)]
 _SN = [f"sn{i}" for i in range(N_SEASON)]
-BikeState = make_dataclass(
+BikeState: type[_BikeCore] = make_dataclass(
     "BikeState",
     [(k, float, field(default=float("nan"))) for k in _OCC + _FC]
     + [(k, float, field(default=0.0)) for k in _SD + _SN],

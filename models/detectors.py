@@ -80,7 +80,9 @@ _SEASON_FIELDS = [
     for kind in ("sm", "sd", "sc")
     for i in range(SEASON_BINS)
 ]
-DetectorState = make_dataclass("DetectorState", _SEASON_FIELDS, bases=(_DetectorCore,), frozen=True)
+DetectorState: type[_DetectorCore] = make_dataclass(
+    "DetectorState", _SEASON_FIELDS, bases=(_DetectorCore,), frozen=True
+)
 DetectorState.__doc__ = (
     "Per-device detector state: EW levels, spreads, surprise statistics and a "
     f"{SEASON_BINS}-bin seasonal profile (sm mean, sd spread, sc count per bin)."

@@ -191,7 +191,7 @@ def evaluate_floodnet_raw(root: Path) -> dict[str, Any]:
     ours_false = flood_episodes(cts, cdepth)
     flag = np.array([float(r["flood_detected"] or 0) > 0 for r in ctrl])
     their = int(np.sum(flag[1:] & ~flag[:-1]) + (flag[0] if flag.size else 0))
-    delays = [e["delay_min"] for e in events if e["delay_min"] is not None]
+    delays = [float(e["delay_min"]) for e in events if e["delay_min"] is not None]  # type: ignore[arg-type]  # dict values are typed object
     return {
         "site": "Q - Beach 84 St (daily_happy_satyr)",
         "qc_events": len(events),

@@ -63,7 +63,7 @@ class _FloodCore(StepState):
 
 
 _BINS = [f"r{i}" for i in range(N_BINS)]
-FloodState = make_dataclass(
+FloodState: type[_FloodCore] = make_dataclass(
     "FloodState",
     [(b, float, field(default=0.0)) for b in _BINS],
     bases=(_FloodCore,),
@@ -171,14 +171,22 @@ def update_rain_batch(
 
 
 def update_depth(state: Any, ts: float, level_cm: float) -> Any:
-    st, _ = update_depth_batch(FloodState.stack([state]), np.zeros(1, np.int64), [ts], [level_cm])
+    st, _ = update_depth_batch(
+        FloodState.stack([state]), np.zeros(1, np.int64), as_float([ts]), as_float([level_cm])
+    )
     return FloodState.unstack(st)[0]
 
 
 def update_rain(state: Any, ts: float, rain_mm: float | None, intensity_mm_h: float | None) -> Any:
     mm = np.nan if rain_mm is None else rain_mm
     ih = np.nan if intensity_mm_h is None else intensity_mm_h
-    st, _ = update_rain_batch(FloodState.stack([state]), np.zeros(1, np.int64), [ts], [mm], [ih])
+    st, _ = update_rain_batch(
+        FloodState.stack([state]),
+        np.zeros(1, np.int64),
+        as_float([ts]),
+        as_float([mm]),
+        as_float([ih]),
+    )
     return FloodState.unstack(st)[0]
 
 
@@ -223,7 +231,7 @@ def features(states: Arrays, drainage_mm_h: np.ndarray, now: np.ndarray) -> np.n
     cols = [
         depth,
         states["slope"],
-        depth - np.nan_to_num(states["level_ewm"], nan=depth),
+        depth - np.where(np.isfinite(states["level_ewm"]), states["level_ewm"], depth),
         rt[15],
         rt[30],
         rt[60],

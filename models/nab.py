@@ -67,9 +67,13 @@ def layout(
     prev_width = 0.0
     bounds = []
     for start, end in windows:
-        left = int(np.searchsorted(ts, np.datetime64(start, "s")))
-        right = int(np.searchsorted(ts, np.datetime64(end, "s")))
-        if left >= n or ts[left] != np.datetime64(start, "s") or right >= n:
+        t_start, t_end = (
+            np.asarray(start).astype("datetime64[s]"),
+            np.asarray(end).astype("datetime64[s]"),
+        )
+        left = int(np.searchsorted(ts, t_start))
+        right = int(np.searchsorted(ts, t_end))
+        if left >= n or ts[left] != t_start or right >= n:
             continue
         bounds.append((left, right))
     cursor = 0

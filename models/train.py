@@ -40,7 +40,8 @@ def fit_flood(
     Z = TrainedFloodForecaster.design(X, sites, ReservoirForecaster())
     depth = X[:, flood_state.FEATURES.index("depth_cm")]
     rng = np.random.default_rng(seed)
-    cal = rng.random(X.shape[0]) < 0.2
+    cal = np.asarray(rng.random(X.shape[0]) < 0.2, dtype=bool)
+    n_cal = int(cal.sum())
     models = {}
     widen: dict[int, float] = {}
     for k, h in enumerate(HORIZONS_MIN):
@@ -60,11 +61,11 @@ def fit_flood(
             models[(h, q)] = m
             if callable(progress):
                 progress()
-        if cal.sum() > 20:
+        if n_cal > 20:
             lo = models[(h, 0.1)].predict(Z[cal])
             hi = models[(h, 0.9)].predict(Z[cal])
             score = np.maximum(lo - target[cal], target[cal] - hi)
-            level = min(1.0, 0.8 * (1 + 1 / cal.sum()))
+            level = min(1.0, 0.8 * (1 + 1 / n_cal))
             widen[h] = float(max(np.quantile(score, level), 0.0))
     return TrainedFloodForecaster(models, version, widen)
 
