@@ -41,7 +41,10 @@ GridId = Annotated[str, StringConstraints(pattern=GRID_ID_PATTERN)]
 def _require_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must carry a UTC offset")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00
+        raise ValueError("timestamp out of range once converted to UTC") from exc
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]

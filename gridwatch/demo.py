@@ -62,6 +62,7 @@ class DemoResult:
     seconds: float
     out_dir: Path
     faults: list[dict[str, Any]] = field(default_factory=list)
+    complaints: list[dict[str, Any]] = field(default_factory=list)
 
 
 def reset_data(settings: Settings) -> None:
@@ -153,6 +154,17 @@ def run_demo(
                 interval_s=1.0,
                 what="consumer lag 0",
             )
+        # The residents' calls, in event time, through gw.complaints: the worker links
+        # each to its grid's ticket and records whether it was pre-empted.
+        sent = asyncio.run(_send_complaints(settings, result.truth.complaints))
+        if sent:
+            with console.status(f"filing {sent} simulated 12345 complaints…"):
+                wait_until(
+                    lambda: _caught_up(settings, bridge, *pool, topics=("complaints",)),
+                    timeout_s,
+                    interval_s=1.0,
+                    what="complaints filed",
+                )
         return DemoResult(
             scenario=sc.name,
             published=published,
@@ -161,6 +173,7 @@ def run_demo(
             tickets=_tickets(settings),
             incidents=[i.to_dict() for i in result.truth.incidents],
             faults=list(result.truth.faults),
+            complaints=_complaints(settings),
             seconds=time.monotonic() - started,
             out_dir=out_dir,
         )
@@ -175,12 +188,15 @@ def _subscribed(bridge: Child, ready: Path) -> bool:
     return ready.exists()
 
 
-def _caught_up(settings: Settings, *children: Child) -> bool:
+def _caught_up(settings: Settings, *children: Child, topics: tuple[str, ...] = ()) -> bool:
     for child in children:
         child.check_alive()
     k = settings.kafka
-    topics = [t for t in all_topics(k) if ".readings." in t or t.endswith(".alerts")]
-    lag = asyncio.run(consumer_lag(k, k.streams_group, topics))
+    if topics:
+        names = [k.topic(t) for t in topics]
+    else:
+        names = [t for t in all_topics(k) if ".readings." in t or t.endswith(".alerts")]
+    lag = asyncio.run(consumer_lag(k, k.streams_group, names))
     return bool(lag) and sum(lag.values()) == 0
 
 
@@ -235,6 +251,49 @@ def _tickets(settings: Settings) -> list[dict[str, Any]]:
                     "why": t.why,
                 }
                 for t in s.scalars(select(Ticket).order_by(Ticket.created_at))
+            ]
+    finally:
+        engine.dispose()
+
+
+async def _send_complaints(settings: Settings, complaints: list[Any]) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    if not complaints:
+        return 0
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        topic = settings.kafka.topic("complaints")
+        for c in sorted(complaints, key=lambda c: c.ts):
+            await producer.send(
+                topic, value=c.model_dump_json().encode(), key=c.complaint_id.encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(complaints)
+
+
+def _complaints(settings: Settings) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from tickets.db import make_engine, migrate, session_factory
+    from tickets.models import ComplaintRow
+
+    engine = make_engine(settings.tickets.db_url)
+    try:
+        migrate(engine)
+        with session_factory(engine)() as s:
+            return [
+                {
+                    "id": c.id,
+                    "category": c.category,
+                    "ticket_id": c.ticket_id,
+                    "pre_empted": c.pre_empted,
+                    "lead_min": c.lead_min,
+                }
+                for c in s.scalars(select(ComplaintRow))
             ]
     finally:
         engine.dispose()

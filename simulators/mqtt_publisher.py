@@ -17,6 +17,7 @@ Interface::
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import threading
 import time
@@ -149,6 +150,12 @@ class MqttPublisher:
         if not result or result[0].is_failure:
             reason = str(result[0]) if result else "no CONNACK"
             self.stats.refused[device] = reason
+            with self._lock:
+                # the fd may be reused by the next connection: forget it first
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(sock)
+                with contextlib.suppress(OSError):
+                    sock.close()
             raise PublishError(f"device {device} cannot connect: {reason}")
         self._clients[device] = client
         return client

@@ -1,4 +1,5 @@
-"""Ticketing job: alerts → the ticket store (idempotent by alert id).
+"""Ticketing job: alerts → the ticket store (idempotent by alert id); complaints from
+``gw.complaints`` (the 12345 hotline feed) → linked to the matching ticket.
 
 ``gw.alerts`` is keyed by incident key, so one incident is handled by one partition and
 one worker; the store's unique partial index makes a race between workers (during a
@@ -7,12 +8,13 @@ rebalance) still end in one ticket, and a replayed alert id changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
 
-from gridwatch.contracts import Alert, DeadLetterReason, parse_record
+from gridwatch.contracts import Alert, Complaint, DeadLetterReason, parse_record
 from gridwatch.errors import ContractError, GridWatchError
 from streams.sink import dead_letter
 
@@ -41,4 +43,37 @@ def register(app: faust.App, ctx: Any) -> None:
                     ctx, raw, topic.get_topic_name(), DeadLetterReason.PROCESSING, repr(exc)
                 )
 
+    complaints_topic = app.topic(
+        ctx.settings.kafka.topic("complaints"),
+        value_serializer="raw",
+        key_serializer="raw",
+        partitions=ctx.settings.kafka.partitions,
+    )
+
+    async def complaints(stream: faust.StreamT[bytes]) -> None:
+        async for raw in stream:
+            try:
+                complaint = parse_record(Complaint, raw)
+                outcome = await asyncio.to_thread(ctx.ticket_service().file_complaint, complaint)
+                key = "complaint_pre_empted" if outcome.pre_empted else "complaint_reactive"
+                ctx.stats.tickets[key] = ctx.stats.tickets.get(key, 0) + 1
+            except ContractError as exc:
+                await dead_letter(
+                    ctx,
+                    raw,
+                    complaints_topic.get_topic_name(),
+                    DeadLetterReason(exc.reason),
+                    exc.detail,
+                )
+            except GridWatchError as exc:
+                log.exception("complaint could not be filed")
+                await dead_letter(
+                    ctx,
+                    raw,
+                    complaints_topic.get_topic_name(),
+                    DeadLetterReason.PROCESSING,
+                    repr(exc),
+                )
+
     app.agent(topic, name="ticketing", concurrency=1)(ticketing)
+    app.agent(complaints_topic, name="complaints", concurrency=1)(complaints)

@@ -58,6 +58,10 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     assert complained > 0
     assert preempted >= 0.8 * complained, (preempted, complained)
     assert min(leads) >= 0
+    # the residents' calls went through gw.complaints and were linked by the worker
+    flood_calls = [c for c in result.complaints if c["category"] == "waterlogging"]
+    assert flood_calls
+    assert sum(c["pre_empted"] for c in flood_calls) >= 0.8 * len(flood_calls)
     assert result.points["water"] > 0
     assert result.points["assessment"] >= result.points["water"]
 
