@@ -106,7 +106,7 @@ class ProcessSampler:
 
 
 def percentiles(
-    values: list[float] | np.ndarray, qs: tuple[int, ...] = (50, 99)
+    values: Sequence[float] | np.ndarray, qs: tuple[int, ...] = (50, 99)
 ) -> dict[str, float]:
     arr = np.asarray(values, dtype=float)
     if arr.size == 0:
