@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from typing import ClassVar
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,10 +22,10 @@ from gridwatch.settings import InfluxSettings
 
 
 class Recorder(BaseHTTPRequestHandler):
-    requests: list[dict[str, object]] = []
-    status = 204
+    requests: ClassVar[list[dict[str, object]]] = []
+    status: ClassVar[int] = 204
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         url = urlsplit(self.path)
         Recorder.requests.append(
