@@ -165,7 +165,7 @@ def best_threshold(
     if grid is None:
         allv = np.concatenate([np.asarray(v, dtype=float) for v in scores.values()])
         grid = np.unique(np.quantile(allv, np.linspace(0.5, 1.0, 400)))
-        grid = np.unique(np.r_[grid, np.linspace(0.05, 1.0, 96)])
+        grid = np.unique(np.r_[grid, np.linspace(0.05, 1.0, 96), np.linspace(0.95, 1.0, 201)])
     total = np.zeros(grid.size)
     for name, lay in layouts.items():
         total += score_curve(lay, scores[name], grid, profile)
