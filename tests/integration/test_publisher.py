@@ -15,7 +15,7 @@ def test_refused_device_does_not_break_later_connections(stack: Stack, registry:
     good = [p.device.device_id for p in registry.devices_of("water")[:3]]
     with MqttPublisher(stack.settings) as pub:
         for attempt in range(3):
-            with pytest.raises(PublishError, match="cannot connect|was refused"):
+            with pytest.raises(PublishError, match=r"cannot connect|was refused"):
                 pub.publish(f"gw/v1/water/ghost-{attempt}", b"{}")
             for device in good:
                 pub.publish(f"gw/v1/water/{device}", b"{}")

@@ -6,13 +6,20 @@ import pytest
 from streams import hygiene as h
 
 
-def run(values, probs, usable=None, params=h.HygieneParams(), step_s=60.0):  # type: ignore[no-untyped-def]
+def run(values, probs, usable=None, params: h.HygieneParams | None = None, step_s=60.0):  # type: ignore[no-untyped-def]
+    params = params or h.HygieneParams()
     n = len(values)
     usable = np.ones(n, dtype=bool) if usable is None else np.asarray(usable)
     states = h.HygieneState.initial_arrays(1)
     ts = np.arange(n) * step_s
     states, decisions = h.step_batch(
-        states, np.zeros(n, dtype=np.int64), ts, np.asarray(values, float), np.asarray(probs, float), usable, params
+        states,
+        np.zeros(n, dtype=np.int64),
+        ts,
+        np.asarray(values, float),
+        np.asarray(probs, float),
+        usable,
+        params,
     )
     return [h.DECISION_KIND[d] for d in decisions if d != h.NONE], states
 
@@ -72,11 +79,15 @@ def test_batch_equals_loop_of_singles(seed: int) -> None:
     p = rng.uniform(0, 1, n)
     ok = rng.uniform(size=n) > 0.1
     prm = h.HygieneParams()
-    batch_states, batch_dec = h.step_batch(h.HygieneState.initial_arrays(n_dev), dev, ts, val, p, ok, prm)
+    batch_states, batch_dec = h.step_batch(
+        h.HygieneState.initial_arrays(n_dev), dev, ts, val, p, ok, prm
+    )
     states = h.HygieneState.initial_arrays(n_dev)
     singles = []
     for j in range(n):
-        states, d = h.step_batch(states, dev[j : j + 1], ts[j : j + 1], val[j : j + 1], p[j : j + 1], ok[j : j + 1], prm)
+        states, d = h.step_batch(
+            states, dev[j : j + 1], ts[j : j + 1], val[j : j + 1], p[j : j + 1], ok[j : j + 1], prm
+        )
         singles.append(int(d[0]))
     assert batch_dec.tolist() == singles
     for k in states:

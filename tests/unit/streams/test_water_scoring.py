@@ -29,7 +29,13 @@ def storm(minutes: int = 180) -> tuple[np.ndarray, np.ndarray]:
     return rain, depth
 
 
-def run(registry: Registry, depth: np.ndarray, rain: np.ndarray, flag: QcFlag = QcFlag.NOT_EVALUATED, batch: int = 1):  # type: ignore[no-untyped-def]
+def run(
+    registry: Registry,
+    depth: np.ndarray,
+    rain: np.ndarray,
+    flag: QcFlag = QcFlag.NOT_EVALUATED,
+    batch: int = 1,
+):  # type: ignore[no-untyped-def]
     scorer = WaterScorer(registry)
     site = registry.devices_of("water")[0]
     gauge = scorer.gauge_of[site.device.device_id]
@@ -53,7 +59,15 @@ def run(registry: Registry, depth: np.ndarray, rain: np.ndarray, flag: QcFlag = 
     for start in range(0, len(readings), batch):
         chunk = readings[start : start + batch]
         ts = np.array([r.ts.timestamp() for r in chunk])
-        gauges.update(rain_state_update(gauges, [gauge] * len(chunk), ts, rain[start : start + batch] / 60.0, rain[start : start + batch]))
+        gauges.update(
+            rain_state_update(
+                gauges,
+                [gauge] * len(chunk),
+                ts,
+                rain[start : start + batch] / 60.0,
+                rain[start : start + batch],
+            )
+        )
         result = scorer.score(chunk, stored, gauges)
         stored.update(result.states)
         kinds += [a.kind for a in result.alerts]
@@ -94,7 +108,7 @@ def test_batches_give_the_same_alerts_as_single_readings(registry: Registry) -> 
 
 
 def test_stuck_sensor_raises_a_device_fault_not_a_flood(registry: Registry) -> None:
-    kinds, assessments = run(registry, np.full(90, 42.0), np.zeros(90))
+    kinds, _ = run(registry, np.full(90, 42.0), np.zeros(90))
     assert "forecast" not in kinds
     assert kinds == ["maintenance"], kinds
 
