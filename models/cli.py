@@ -196,8 +196,9 @@ def evaluate_cmd(
     if "bikes" in results:
         results["bikes"]["threshold"] = detectors.DetectorParams().threshold  # type: ignore[index]
     not_done.append(
-        "CalIt2 people counts: no event labels in the repository (see SOURCE.md); "
-        "camera baselines are tested on synthetic weeks only"
+        "CalIt2 people counts: no event labels in the repository (see SOURCE.md), so the "
+        "camera baseline's crowding alerts there are descriptive only; incident probabilities "
+        "are tested on synthetic weeks"
     )
     if trained is None:
         not_done.append(

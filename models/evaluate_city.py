@@ -138,3 +138,43 @@ def evaluate_bikes(path: Path, params: detectors.DetectorParams | None = None) -
         "flagged_days": days[:60],
         "_plot": {"ts": ts, "cnt": cnt, "scores": scores},
     }
+
+
+def evaluate_calit2(root: Path) -> dict[str, Any]:
+    """Camera baselines on the CalIt2 door counts (a stand-in for camera person counts).
+
+    Descriptive only: the event labels are not in the repository, so this reports how
+    often and when P(crowding) > 0.5 fires after a four-week learning period."""
+    from models import camera_baseline as cb
+
+    def read(name: str) -> tuple[np.ndarray, np.ndarray]:
+        with (root / name).open(encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if len(r) == 2]
+        ts = np.array([naive_epoch(_us_date(r[0])) for r in rows])
+        return ts, np.array([float(r[1]) for r in rows])
+
+    ts, inflow = read("cal_inflow_30min.csv")
+    counts = np.zeros((ts.size, len(cb.CLASSES)))
+    counts[:, cb.CLASSES.index("person")] = inflow
+    _, probs = cb.step_batch(
+        cb.initial(1), np.zeros(ts.size, np.int64), ts, counts, cb.CameraParams()
+    )
+    p = probs[:, cb.CLASSES.index("person")]
+    learn = ts < ts[0] + 28 * 86400
+    fired = (p > 0.5) & ~learn
+    days = sorted({str(np.datetime64(int(t), "s"))[:10] for t in ts[fired]})
+    return {
+        "readings": int(ts.size),
+        "learning_weeks": 4,
+        "crowding_readings": int(fired.sum()),
+        "crowding_days": len(days),
+        "days": days[:40],
+        "note": "no event labels available (CalIt2.events is not in the repository)",
+    }
+
+
+def _us_date(text: str) -> str:
+    """'07/24/05 00:00:00' → '2005-07-24 00:00:00'."""
+    d, t = text.strip().split(" ")
+    mm, dd, yy = d.split("/")
+    return f"20{yy}-{mm}-{dd} {t}"

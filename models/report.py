@@ -218,6 +218,16 @@ def markdown(results: dict[str, Any], images: dict[str, str]) -> str:
         ]
         if "bikes" in images:
             parts += [f"![bikes]({images['bikes']})", ""]
+    ca = results.get("calit2")
+    if ca:
+        parts += [
+            "## CalIt2 door counts — camera baseline (descriptive)",
+            "",
+            f"After {ca['learning_weeks']} weeks of learning, P(crowding) > 0.5 on "
+            f"{ca['crowding_readings']} of {ca['readings']} half-hours ({ca['crowding_days']} days). "
+            f"{ca['note']}.",
+            "",
+        ]
     st = results.get("storms")
     if st:
         parts += ["## Simulated storms — depth forecasts", ""]
