@@ -48,6 +48,7 @@ MEASUREMENTS = {
     "status": "qc",
     "assessment": "qc",
     "alert": "probability",
+    "ticket": "value",
 }
 
 
@@ -126,6 +127,8 @@ def run_demo(
     pool = [
         Child(f"streams-{i}", ["streams", "run"], settings, logs).start() for i in range(workers)
     ]
+    # the ticket store's outbox → gw.tickets and InfluxDB 'ticket' (one relay per store)
+    relay = Child("tickets-relay", ["tickets", "relay"], settings, logs).start()
     out_dir = out_dir or settings.stack.var_dir / "demo" / sc.name
     try:
         with console.status("waiting for the bridge to subscribe…"):
@@ -165,6 +168,7 @@ def run_demo(
                     interval_s=1.0,
                     what="complaints filed",
                 )
+        _wait_relay(settings, relay)
         return DemoResult(
             scenario=sc.name,
             published=published,
@@ -181,6 +185,31 @@ def run_demo(
         bridge.stop()
         for worker in pool:
             worker.stop()
+        relay.stop()
+
+
+def _wait_relay(settings: Settings, relay: Child, timeout_s: float = 60.0) -> None:
+    """Until every outbox row of the ticket store is published."""
+    from sqlalchemy import func, select
+
+    from tickets.db import make_engine, migrate
+    from tickets.models import OutboxRow
+
+    engine = make_engine(settings.tickets.db_url)
+    migrate(engine)
+
+    def drained() -> bool:
+        relay.check_alive()
+        with engine.connect() as conn:
+            pending = conn.execute(
+                select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
+            ).scalar_one()
+        return pending == 0
+
+    try:
+        wait_until(drained, timeout_s, interval_s=0.5, what="the ticket outbox to drain")
+    finally:
+        engine.dispose()
 
 
 def _subscribed(bridge: Child, ready: Path) -> bool:

@@ -172,7 +172,10 @@ class InfluxWriter:
         self.retries = 0
 
     async def write(self, points: Iterable[Point], *, retries: int | None = None) -> int:
-        lines = [to_line(p) for p in points]
+        return await self.write_lines([to_line(p) for p in points], retries=retries)
+
+    async def write_lines(self, lines: list[str], *, retries: int | None = None) -> int:
+        """Write ready-made line-protocol lines (ms precision)."""
         if not lines:
             return 0
         batch = self.settings.batch_points

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -120,25 +120,55 @@ def serve(
 
 @app.command()
 def relay(
-    jsonl: Annotated[Path, typer.Option(help="Append events to this JSON-lines file.")],
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Also append events to this JSON-lines file.")
+    ] = None,
+    to: Annotated[
+        str, typer.Option(help="Comma-separated sinks: kafka (gw.tickets), influx (ticket).")
+    ] = "kafka,influx",
     tickets_config: ConfigOpt = None,
     db_url: DbOpt = None,
 ) -> None:
-    """Run the outbox relay into a JSON-lines file (development sink)."""
+    """Run the outbox relay (one per ticket store): every change, published once."""
+    from gridwatch.cli import settings
     from tickets.db import make_engine
     from tickets.db import migrate as run_migrations
-    from tickets.outbox import JsonlPublisher, OutboxRelay
+    from tickets.outbox import FanoutPublisher, JsonlPublisher, OutboxRelay, Publisher
+    from tickets.publishers import InfluxPublisher, KafkaPublisher
 
+    sinks = [t.strip() for t in to.split(",") if t.strip()]
+    unknown = [t for t in sinks if t not in ("kafka", "influx")]
+    if unknown:
+        raise typer.BadParameter(f"unknown sink {unknown[0]!r}; use kafka and/or influx")
     cfg = _config(tickets_config, db_url)
     engine = make_engine(cfg.db_url)
     run_migrations(engine)
-    relay_ = OutboxRelay(engine, JsonlPublisher(jsonl), batch_size=cfg.relay_batch)
+    s = settings()
+    publishers: list[Publisher] = []
+    if "kafka" in sinks:
+        publishers.append(KafkaPublisher(s.kafka))
+    if "influx" in sinks:
+        publishers.append(InfluxPublisher(s.influx))
+    if jsonl is not None:
+        publishers.append(JsonlPublisher(jsonl))
+    if not publishers:
+        raise typer.BadParameter("nothing to publish to: give --to and/or --jsonl")
+    relay_ = OutboxRelay(engine, FanoutPublisher(*publishers), batch_size=cfg.relay_batch)
 
     async def main() -> None:
-        await relay_.run(asyncio.Event())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await relay_.run(stop)
+        finally:
+            for p in publishers:
+                close = getattr(p, "close", None)
+                if close is not None:
+                    await close()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    asyncio.run(main())
     console.print(f"published {relay_.stats.published} events")
 
 

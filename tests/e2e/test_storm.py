@@ -64,6 +64,8 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     assert sum(c["pre_empted"] for c in flood_calls) >= 0.8 * len(flood_calls)
     assert result.points["water"] > 0
     assert result.points["assessment"] >= result.points["water"]
+    # every ticket change went through the outbox relay into InfluxDB 'ticket'
+    assert result.points["ticket"] >= len(result.tickets)
 
 
 def test_dry_weekday_raises_no_flood_ticket(e2e_settings: Settings, tmp_path: Path) -> None:
