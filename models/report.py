@@ -224,7 +224,8 @@ def markdown(results: dict[str, Any], images: dict[str, str]) -> str:
             "## CalIt2 door counts — camera baseline (descriptive)",
             "",
             f"After {ca['learning_weeks']} weeks of learning, P(crowding) > 0.5 on "
-            f"{ca['crowding_readings']} of {ca['readings']} half-hours ({ca['crowding_days']} days). "
+            f"{ca['crowding_readings']} of {ca['readings']} half-hours "
+            f"({ca['crowding_days']} days). "
             f"{ca['note']}.",
             "",
         ]
