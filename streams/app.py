@@ -8,13 +8,18 @@ so several of them split the partitions between them.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
-from gridwatch.influx import InfluxWriter
-from gridwatch.kafka import readings_topic
+from gridwatch.errors import GridWatchError, SinkError
+from gridwatch.influx import FieldValue, InfluxWriter, Point
+from gridwatch.kafka import all_topics, consumer_lag, readings_topic
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings
 from streams.transport import Transport
@@ -38,6 +43,42 @@ class WorkerStats:
     dead_lettered: int = 0
     sink_retries: int = 0
     tickets: dict[str, int] = field(default_factory=dict)
+
+    def points(self, instance: str, time_ms: int, lag: int | None) -> list[Point]:
+        fields: dict[str, FieldValue] = {
+            "readings": self.readings,
+            "alerts": self.alerts,
+            "dead_lettered": self.dead_lettered,
+            "sink_retries": self.sink_retries,
+        }
+        for action, count in sorted(self.tickets.items()):
+            fields[f"tickets_{action}"] = count
+        if lag is not None:
+            fields["lag"] = lag
+        return [Point("pipeline", {"stage": "streams", "instance": instance}, fields, time_ms)]
+
+
+def register_metrics(app: faust.App, ctx: JobContext, every_s: float = 5.0) -> None:
+    """Every few seconds: this worker's counters and the group's consumer lag → InfluxDB
+    measurement ``pipeline`` (stage=streams), for the pipeline dashboard."""
+    instance = f"{socket.gethostname()}-{os.getpid()}"
+    k = ctx.settings.kafka
+    topics = [
+        t for t in all_topics(k) if ".readings." in t or t.endswith((".alerts", ".complaints"))
+    ]
+
+    @app.timer(every_s)
+    async def export_metrics() -> None:
+        try:
+            lag = sum((await consumer_lag(k, k.streams_group, topics)).values())
+        except (KafkaError, GridWatchError, OSError):
+            lag = None
+        try:
+            await ctx.writer.write(
+                ctx.stats.points(instance, int(time.time() * 1000), lag), retries=0
+            )
+        except SinkError as exc:
+            log.warning("metrics export failed error=%s", exc)
 
 
 @dataclass
@@ -113,5 +154,6 @@ def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
     readings_job.register(app, ctx)
     water_job.register(app, ctx)
     ticketing_job.register(app, ctx)
+    register_metrics(app, ctx)
     app.gw_context = ctx  # type: ignore[attr-defined]
     return app

@@ -6,13 +6,18 @@ ticket store and InfluxDB, with the simulator's ground truth as the judge.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gridwatch.demo import DemoResult, run_demo, score
+from gridwatch.procs import settings_env
 from gridwatch.settings import Settings
 from simulators.scenario import load_scenario
+from tests.integration.pipeline import influx_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -66,6 +71,18 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     assert result.points["assessment"] >= result.points["water"]
     # every ticket change went through the outbox relay into InfluxDB 'ticket'
     assert result.points["ticket"] >= len(result.tickets)
+    # the worker reported its counters, and `gridwatch streams status` shows them
+    reported = influx_rows(e2e_settings, "SELECT MAX(readings) FROM pipeline WHERE stage='streams'")
+    assert reported and reported[0]["max"] > 0
+    status = subprocess.run(
+        [sys.executable, "-m", "gridwatch", "streams", "status"],
+        env={**os.environ, **settings_env(e2e_settings), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "readings.water" in status.stdout
 
 
 def test_dry_weekday_raises_no_flood_ticket(e2e_settings: Settings, tmp_path: Path) -> None:
