@@ -14,7 +14,6 @@ sees. A lone questionable sensor in dry weather therefore never opens an inciden
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -157,9 +156,8 @@ class WaterScorer:
             np.isfinite(value),
             MAINTENANCE,
         )
-        out_states = {
-            d: {part: _row(states[part], i) for part in PARTS} for i, d in enumerate(devices)
-        }
+        cols = {part: _rows(states[part], len(devices)) for part in PARTS}
+        out_states = {d: {part: cols[part][i] for part in PARTS} for i, d in enumerate(devices)}
         for d in devices:
             out_states[d]["flood"] = {
                 k: v for k, v in out_states[d]["flood"].items() if k in DEPTH_FIELDS
@@ -338,10 +336,13 @@ def _merge_rain(
                     flood[k][i] = float(doc[k])
 
 
-def _row(arrays: Mapping[str, np.ndarray], i: int) -> dict[str, float]:
-    return {
-        k: (float(v[i]) if math.isfinite(float(v[i])) else float("nan")) for k, v in arrays.items()
-    }
+def _rows(arrays: Mapping[str, np.ndarray], n: int) -> list[dict[str, float]]:
+    """One plain dict per device (JSON for the table), built column-wise."""
+    keys = list(arrays)
+    columns = [np.asarray(arrays[k], dtype=float).tolist() for k in keys]
+    return (
+        [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)] if n else []
+    )
 
 
 def _last_per_device(idx: np.ndarray, ts: np.ndarray, n: int) -> np.ndarray:
