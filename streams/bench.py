@@ -11,6 +11,7 @@ count first passes i), and each process's CPU and peak memory.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -26,6 +27,7 @@ from gridwatch.kafka import all_topics, consumer_lag
 from gridwatch.procs import Child, wait_until
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings
+from gridwatch.stack import SERVICES, Stack
 from ingest.bench import publish_for, start_bridges
 
 
@@ -74,6 +76,12 @@ def run_case(base: Settings, registry: Registry, workers: int, seconds: float) -
         )
         poller = threading.Thread(target=poll, daemon=True)
         names = {**{b.name: b.pid for b in bridges}, **{w.name: w.pid for w in pool}}
+        stack = Stack(settings)
+        for service in SERVICES:
+            pid = stack.service_status(service).pid
+            if pid is not None:
+                names[service] = pid
+        names["publisher (this process)"] = os.getpid()
         with ProcessSampler(names) as sampler:
             poller.start()
             t0 = time.time()
