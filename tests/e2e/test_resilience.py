@@ -26,18 +26,6 @@ from tests.integration.pipeline import influx_rows
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture
-def e2e_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(
-        update={
-            "tickets": settings.tickets.model_copy(
-                update={"db_url": f"sqlite:///{tmp_path}/tickets.db"}
-            ),
-            "registry_dir": tmp_path / "city",
-        }
-    )
-
-
 def storm(settings: Settings, tmp_path: Path, **kwargs: object) -> DemoResult:
     sc = load_scenario("rainstorm-50y").with_overrides(duration="80min", max_devices=200)
     return run_demo(

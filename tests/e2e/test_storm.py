@@ -22,18 +22,6 @@ from tests.integration.pipeline import influx_rows
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture
-def e2e_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(
-        update={
-            "tickets": settings.tickets.model_copy(
-                update={"db_url": f"sqlite:///{tmp_path}/tickets.db"}
-            ),
-            "registry_dir": tmp_path / "city",
-        }
-    )
-
-
 def _run(settings: Settings, name: str, duration: str, tmp_path: Path) -> DemoResult:
     sc = load_scenario(name).with_overrides(duration=duration, max_devices=250)
     return run_demo(settings, sc, manage_stack=False, out_dir=tmp_path / "run", timeout_s=240)

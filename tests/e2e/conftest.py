@@ -1,0 +1,22 @@
+"""E2E fixtures: the session stack's isolated settings plus a private ticket store and
+registry directory per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gridwatch.settings import Settings
+
+
+@pytest.fixture
+def e2e_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(
+        update={
+            "tickets": settings.tickets.model_copy(
+                update={"db_url": f"sqlite:///{tmp_path}/tickets.db"}
+            ),
+            "registry_dir": tmp_path / "city",
+        }
+    )
