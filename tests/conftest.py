@@ -91,3 +91,15 @@ def registry(test_city: Path) -> Registry:
 def run(coro):  # type: ignore[no-untyped-def]
     """Run a coroutine from a sync test."""
     return asyncio.run(coro)
+
+
+def shared_data() -> Path:
+    """The real public datasets (../shared/data next to the repository, or /work/shared/data
+    on the project machines)."""
+    for candidate in (
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        Path("/work/shared/data"),
+    ):
+        if candidate.is_dir():
+            return candidate
+    return Path("/work/shared/data")

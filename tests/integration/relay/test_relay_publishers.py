@@ -21,7 +21,9 @@ from tickets.service import TicketService
 pytestmark = [pytest.mark.integration]
 
 
-def test_relay_publishes_every_change_once(settings: Settings, registry: Registry, tmp_path: Path) -> None:
+def test_relay_publishes_every_change_once(
+    settings: Settings, registry: Registry, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path}/tickets.db"
     service = TicketService.from_url(url, registry)
     site = registry.devices_of("water")[0]

@@ -12,11 +12,9 @@ import typer
 from typer.testing import CliRunner
 
 from simulators import cli
+from tests.conftest import shared_data
 
-SATYR = (
-    Path(__file__).resolve().parents[4]
-    / "shared/data/floodnet_nyc/raw_uplinks/daily_happy_satyr_2023-05-29_06-28.csv"
-)
+SATYR = shared_data() / "floodnet_nyc/raw_uplinks/daily_happy_satyr_2023-05-29_06-28.csv"
 
 
 @pytest.fixture(scope="module")

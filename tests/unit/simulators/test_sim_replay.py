@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,9 @@ from simulators.replay import (
     read_jsonl,
 )
 from simulators.scenario import load_scenario
+from tests.conftest import shared_data
 
-FLOODNET = Path(__file__).resolve().parents[4] / "shared" / "data" / "floodnet_nyc" / "raw_uplinks"
+FLOODNET = shared_data() / "floodnet_nyc" / "raw_uplinks"
 SATYR = FLOODNET / "daily_happy_satyr_2023-05-29_06-28.csv"
 
 
