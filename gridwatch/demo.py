@@ -64,6 +64,9 @@ class DemoResult:
     out_dir: Path
     faults: list[dict[str, Any]] = field(default_factory=list)
     complaints: list[dict[str, Any]] = field(default_factory=list)
+    # kind → {device: points in InfluxDB}, and kind → devices simulated
+    per_device: dict[str, dict[str, int]] = field(default_factory=dict)
+    simulated: dict[str, int] = field(default_factory=dict)
 
 
 def reset_data(settings: Settings) -> None:
@@ -178,6 +181,8 @@ def run_demo(
             incidents=[i.to_dict() for i in result.truth.incidents],
             faults=list(result.truth.faults),
             complaints=_complaints(settings),
+            per_device=_per_device(settings),
+            simulated=_simulated(city.devices),
             seconds=time.monotonic() - started,
             out_dir=out_dir,
         )
@@ -247,6 +252,23 @@ def _points(settings: Settings) -> dict[str, int]:
         )
         values = rows(series)
         counts[measurement] = int(values[0]["count"]) if values else 0
+    return counts
+
+
+def _per_device(settings: Settings) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for kind in ("water", "rain", "bike", "camera", "status"):
+        found = rows(
+            asyncio.run(query(settings.influx, f'SELECT COUNT("qc") FROM "{kind}" GROUP BY device'))
+        )
+        out[kind] = {str(r["device"]): int(r["count"]) for r in found}
+    return out
+
+
+def _simulated(devices: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for d in devices:
+        counts[d["kind"]] = counts.get(d["kind"], 0) + 1
     return counts
 
 
@@ -358,6 +380,20 @@ def print_summary(result: DemoResult, settings: Settings) -> None:
     for m, n in result.points.items():
         points.add_row(m, f"{n:,}")
     console.print(points)
+    devices = Table(title="Devices with points in InfluxDB (per device: devices.csv)")
+    for col in ("kind", "simulated", "with points", "points", "fewest / most per device"):
+        devices.add_column(col, justify="right" if col != "kind" else "left")
+    lines = ["kind,device,points"]
+    for kind, per in result.per_device.items():
+        counts = list(per.values())
+        spread = f"{min(counts)} / {max(counts)}" if counts else "-"
+        devices.add_row(
+            kind, str(result.simulated.get(kind, 0)), str(len(per)), f"{sum(counts):,}", spread
+        )
+        lines += [f"{kind},{device},{n}" for device, n in sorted(per.items())]
+    console.print(devices)
+    result.out_dir.mkdir(parents=True, exist_ok=True)
+    (result.out_dir / "devices.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     tickets = Table(title=f"Tickets raised ({len(result.tickets)})")
     for col in ("incident", "state", "raised", "why now"):
         tickets.add_column(col, overflow="fold")
