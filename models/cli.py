@@ -161,6 +161,11 @@ def evaluate_cmd(
             data / "norfolk_flood",
         ),
         (
+            "calit2",
+            lambda: evaluate_city.evaluate_calit2(data / "people_counts_calit2"),
+            data / "people_counts_calit2",
+        ),
+        (
             "bikes",
             lambda: evaluate_city.evaluate_bikes(
                 data / "bike_capitalbikeshare_uci" / "hour_2011.csv"

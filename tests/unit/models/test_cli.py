@@ -101,7 +101,7 @@ def test_evaluate_writes_report_json_and_pngs(trained, tmp_path):
     assert doc["floodnet_raw"]["qc_events"] == 13
     assert doc["floodnet_raw"]["detected"] >= 12
     assert doc["floodnet_raw"]["dry_control_false_detections_ours"] <= 2
-    assert "norfolk" in doc and "bikes" in doc and "storms" in doc
+    assert "norfolk" in doc and "bikes" in doc and "storms" in doc and "calit2" in doc
     assert any("nab: skipped" in x for x in doc["not_done"])
     text = (out / "report.md").read_text()
     assert "FloodNet" in text and "Simulated storms" in text
