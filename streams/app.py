@@ -22,6 +22,8 @@ from gridwatch.influx import FieldValue, InfluxWriter, Point
 from gridwatch.kafka import all_topics, consumer_lag, readings_topic
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings
+from streams.bike_scoring import BikeScorer
+from streams.scored_job import register_scored
 from streams.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,7 @@ def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
 
     readings_job.register(app, ctx)
     water_job.register(app, ctx)
+    register_scored(app, ctx, "bike", BikeScorer(ctx.registry).score)
     ticketing_job.register(app, ctx)
     register_metrics(app, ctx)
     app.gw_context = ctx  # type: ignore[attr-defined]

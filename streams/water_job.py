@@ -25,8 +25,9 @@ from gridwatch.contracts import (
     parse_record,
 )
 from gridwatch.errors import ContractError, GridWatchError
-from streams.influx_sink import alert_point, assessment_point, reading_points
+from streams.influx_sink import reading_points
 from streams.rain_view import RainView, gauge_states
+from streams.scored_job import apply_result
 from streams.sink import dead_letter, store_points
 from streams.water_scoring import WaterScorer
 
@@ -63,24 +64,7 @@ def register(app: faust.App, ctx: Any) -> None:
                 stored = {d: site_table.get(d) for d in devices}
                 gauges = gauge_states(rain_view, {scorer.gauge_of.get(d) for d in devices})
                 result = scorer.score(readings, stored, gauges)
-                for device, state in result.states.items():
-                    site_table[device] = state
-                points = reading_points(readings)
-                points += [assessment_point(a) for a in result.assessments]
-                points += [alert_point(a) for a in result.alerts]
-                await store_points(ctx, points)
-                for assessment in result.assessments:
-                    if assessment.forecasts:
-                        await ctx.assessments.send(
-                            key=assessment.device_id.encode(),
-                            value=assessment.model_dump_json().encode(),
-                        )
-                for alert in result.alerts:
-                    await ctx.alerts.send(
-                        key=alert.incident_key.encode(), value=alert.model_dump_json().encode()
-                    )
-                ctx.stats.readings += len(readings)
-                ctx.stats.alerts += len(result.alerts)
+                await apply_result(ctx, site_table, readings, result)
             except ContractError as exc:
                 await dead_letter(
                     ctx, raw, water_topic.get_topic_name(), DeadLetterReason(exc.reason), exc.detail

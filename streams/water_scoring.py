@@ -35,6 +35,7 @@ from gridwatch.registry import Registry
 from models import detectors, flood_state, qc
 from models.flood_forecast import ReservoirForecaster, Sites
 from streams import hygiene
+from streams.batch_state import last_per_device, rows, stack
 
 # make_dataclass types are opaque to mypy
 FloodState: Any = flood_state.FloodState
@@ -102,7 +103,7 @@ class WaterScorer:
     ) -> WaterResult:
         devices = sorted({r.device_id for r in readings})
         row = {d: i for i, d in enumerate(devices)}
-        states = {part: _stack(part, devices, stored) for part in PARTS}
+        states = {part: stack(STATE_TYPES[part], part, devices, stored) for part in PARTS}
         _merge_rain(states["flood"], devices, self.gauge_of, gauges)
         sites = Sites.from_attrs([self.attrs.get(d, {}) for d in devices])
 
@@ -122,7 +123,7 @@ class WaterScorer:
         )
         # Forecast each site once, at its newest reading of the batch (the state now
         # holds every reading of the batch; earlier readings share this forecast).
-        last = _last_per_device(idx, ts, len(devices))
+        last = last_per_device(idx, ts, len(devices))
         X = flood_state.features(states["flood"], sites.drainage_mm_h, ts[last])
         forecast = self.forecaster.predict(X, sites)
         horizon_k = list(forecast.horizons_min).index(self.params.horizon_min)
@@ -156,7 +157,7 @@ class WaterScorer:
             np.isfinite(value),
             MAINTENANCE,
         )
-        cols = {part: _rows(states[part], len(devices)) for part in PARTS}
+        cols = {part: rows(states[part], len(devices)) for part in PARTS}
         out_states = {d: {part: cols[part][i] for part in PARTS} for i, d in enumerate(devices)}
         for d in devices:
             out_states[d]["flood"] = {
@@ -307,20 +308,6 @@ def _threshold_key(p_exceed: Mapping[float, Any], threshold: float) -> float:
     return min(p_exceed, key=lambda t: abs(float(t) - threshold))
 
 
-def _stack(
-    part: str, devices: list[str], stored: Mapping[str, Mapping[str, Any] | None]
-) -> dict[str, np.ndarray]:
-    cls = STATE_TYPES[part]
-    arrays = cls.initial_arrays(len(devices))
-    for i, d in enumerate(devices):
-        doc = (stored.get(d) or {}).get(part)
-        if doc:
-            for k, v in doc.items():
-                if k in arrays:
-                    arrays[k][i] = float(v)
-    return arrays
-
-
 def _merge_rain(
     flood: dict[str, np.ndarray],
     devices: list[str],
@@ -334,23 +321,6 @@ def _merge_rain(
             for k in RAIN_FIELDS:
                 if k in doc:
                     flood[k][i] = float(doc[k])
-
-
-def _rows(arrays: Mapping[str, np.ndarray], n: int) -> list[dict[str, float]]:
-    """One plain dict per device (JSON for the table), built column-wise."""
-    keys = list(arrays)
-    columns = [np.asarray(arrays[k], dtype=float).tolist() for k in keys]
-    return (
-        [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)] if n else []
-    )
-
-
-def _last_per_device(idx: np.ndarray, ts: np.ndarray, n: int) -> np.ndarray:
-    """Index of each device's newest reading in the batch (rows 0..n-1)."""
-    order = np.lexsort((ts, idx))
-    last = np.zeros(n, dtype=np.int64)
-    last[idx[order]] = order
-    return last
 
 
 def rain_state_update(

@@ -77,3 +77,20 @@ def test_dry_weekday_raises_no_flood_ticket(e2e_settings: Settings, tmp_path: Pa
     result = _run(e2e_settings, "dry-weekday", "60min", tmp_path)
     assert result.points["water"] > 0
     assert [t for t in result.tickets if t["category"] == "waterlogging"] == []
+
+
+def test_metro_event_bike_overflow_is_ticketed(e2e_settings: Settings, tmp_path: Path) -> None:
+    sc = load_scenario("rush-hour-event").with_overrides(duration="150min")
+    result = run_demo(e2e_settings, sc, manage_stack=False, out_dir=tmp_path / "run", timeout_s=300)
+    worthy = [
+        i for i in result.incidents if i["category"] == "bike_overflow" and i["complaint_worthy_at"]
+    ]
+    assert worthy, "the event must overflow some bike parking for this test to mean anything"
+    ticketed = {
+        t["incident_key"]
+        for t in result.tickets
+        if t["category"] == "bike_overflow" and t["source"] != "complaint"
+    }
+    missed = [i["incident_key"] for i in worthy if i["incident_key"] not in ticketed]
+    assert len(missed) <= 0.2 * len(worthy), missed
+    assert result.points["assessment"] > result.points["water"]  # bike assessments too
