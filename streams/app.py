@@ -23,6 +23,7 @@ from gridwatch.kafka import all_topics, consumer_lag, readings_topic
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings
 from streams.bike_scoring import BikeScorer
+from streams.camera_scoring import CameraScorer
 from streams.scored_job import register_scored
 from streams.transport import Transport
 
@@ -156,6 +157,7 @@ def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
     readings_job.register(app, ctx)
     water_job.register(app, ctx)
     register_scored(app, ctx, "bike", BikeScorer(ctx.registry).score)
+    register_scored(app, ctx, "camera", CameraScorer(ctx.registry).score)
     ticketing_job.register(app, ctx)
     register_metrics(app, ctx)
     app.gw_context = ctx  # type: ignore[attr-defined]

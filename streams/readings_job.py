@@ -1,4 +1,4 @@
-"""Store reading batches of the kinds no scoring job handles yet (camera, status).
+"""Store reading batches of the kinds no scoring job handles yet (status).
 
 At-least-once: the offset moves only after the write succeeded; a replay overwrites the
 same points (same series and time).
@@ -15,7 +15,7 @@ from gridwatch.errors import ContractError, SinkError
 from streams.influx_sink import reading_points
 from streams.sink import dead_letter, store_points
 
-KINDS = ("camera", "status")
+KINDS = ("status",)
 
 
 def register(app: faust.App, ctx: Any) -> None:

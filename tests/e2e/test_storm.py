@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,19 @@ def test_metro_event_bike_overflow_is_ticketed(e2e_settings: Settings, tmp_path:
     missed = [i["incident_key"] for i in worthy if i["incident_key"] not in ticketed]
     assert len(missed) <= 0.2 * len(worthy), missed
     assert result.points["assessment"] > result.points["water"]  # bike assessments too
+    # street vendors residents called about were ticketed before the call
+    vendors = [
+        i for i in result.incidents if i["category"] == "street_vendor" and i["first_complaint_at"]
+    ]
+    first = {
+        t["incident_key"]: t["created_at"] for t in result.tickets if t["source"] != "complaint"
+    }
+    early = [
+        i
+        for i in vendors
+        if i["incident_key"] in first
+        and first[i["incident_key"]] <= datetime.fromisoformat(i["first_complaint_at"])
+    ]
+        and first[i["incident_key"]].isoformat() <= i["first_complaint_at"].replace("Z", "+00:00")
+    ]
+    assert len(early) >= 0.8 * len(vendors), (len(early), len(vendors))
