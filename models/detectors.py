@@ -12,7 +12,8 @@ reading *before* learning from it:
   compared with its own long-run mean and spread, giving an anomaly *likelihood*
   ``max(0, 2Φ(z) − 1)`` in [0, 1] (the idea of Numenta's anomaly likelihood, without HTM);
 * a warm-up (score 0 for the first readings) and a refractory period after a score
-  reaches the alert threshold, so one incident raises one detection.
+  reaches ``refractory_level``, so one incident raises one detection; ``alert`` is
+  ``score >= threshold``.
 
 A missing value (NaN) leaves the state unchanged and scores 0. ``step`` handles one
 reading; ``step_batch`` a micro-batch over many devices (equal to a loop of ``step``).
@@ -39,7 +40,8 @@ class DetectorParams:
     quiet_gain: float = 0.0
     warmup: float = 60.0
     refractory: float = 150.0
-    threshold: float = 0.985
+    threshold: float = 0.9865  # alert when the score reaches this (NAB-tuned)
+    refractory_level: float = 0.985  # a score this high starts the refractory period
     heat_gain: float = 0.3  # z-units added per recent alert (fewer repeats in noisy series)
     heat_decay: float = 0.999  # per reading
     cusum_k: float = 3.0  # allowance (in spreads) of the two-sided CUSUM on the residual
@@ -148,8 +150,8 @@ def _kernel(
     lik_abs = 2.0 * ndtr(np.maximum(raw - p.abs_k, 0.0) - p.heat_gain * rows["heat"]) - 1.0
     score = np.where(n >= p.warmup, np.maximum(np.maximum(lik, lik_abs), 0.0), 0.0)
     cooling = rows["cooldown"] > 0
-    score = np.where(cooling, np.minimum(score, 0.5 * p.threshold), score)
-    fired = score >= p.threshold
+    score = np.where(cooling, np.minimum(score, 0.5 * p.refractory_level), score)
+    fired = score >= p.refractory_level
     cooldown = np.where(fired, p.refractory, np.maximum(rows["cooldown"] - 1, 0.0))
     # learn
     af, as_ = p.alpha_fast, p.alpha_slow
@@ -183,7 +185,8 @@ def _kernel(
         new[_SC[j]] = np.where(hit, np.minimum(sc + 1.0, 1e6), rows[_SC[j]])
     out_rows = {k: np.where(ok, v, rows[k]) for k, v in new.items()}
     score = np.where(ok, np.clip(score, 0.0, 1.0), 0.0)
-    return out_rows, {"score": score, "alert": ok & fired, "raw": np.where(ok, raw, 0.0)}
+    alert = ok & (score >= p.threshold)
+    return out_rows, {"score": score, "alert": alert, "raw": np.where(ok, raw, 0.0)}
 
 
 @dataclass(frozen=True)
