@@ -10,6 +10,7 @@ minutes clears it. Crowding is judged against the hour-of-week baseline: P(crowd
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from gridwatch.contracts import (
 )
 from gridwatch.registry import Registry
 from models import camera_baseline as cb
+from models.errors import ModelError
 from streams import hygiene
 from streams.batch_state import rows, stack
 
@@ -49,6 +51,19 @@ WHY = {
 }
 
 
+def pack(array: np.ndarray) -> str:
+    """A baseline array as base64 float32: ~11 kB per camera instead of ~40 kB of JSON
+    numbers, and an order of magnitude faster to encode for the table's changelog."""
+    return base64.b64encode(np.asarray(array, dtype="<f4").tobytes()).decode()
+
+
+def unpack(text: str, shape: tuple[int, ...]) -> np.ndarray:
+    values = np.frombuffer(base64.b64decode(text), dtype="<f4").astype(float)
+    if values.size != int(np.prod(shape)):
+        raise ModelError(f"camera baseline state has {values.size} values, expected {shape}")
+    return values.reshape(shape)
+
+
 @dataclass
 class CameraResult:
     states: dict[str, dict[str, Any]]
@@ -66,13 +81,12 @@ class CameraScorer:
     ) -> CameraResult:
         devices = sorted({r.device_id for r in readings})
         row = {d: i for i, d in enumerate(devices)}
-        docs = [(stored.get(d) or {}).get("base") for d in devices]
         base = cb.initial(len(devices))
-        known = [i for i, doc in enumerate(docs) if doc]
-        if known:
-            restored = cb.from_dicts([docs[i] for i in known])  # type: ignore[misc]
-            for name in base:
-                base[name][known] = restored[name]
+        for i, d in enumerate(devices):
+            doc = (stored.get(d) or {}).get("base")
+            if doc:
+                for name in base:
+                    base[name][i] = unpack(doc[name], base[name].shape[1:])
         hyg = {
             c.value: stack(hygiene.HygieneState, f"hyg_{c.value}", devices, stored)
             for c in CATEGORIES
@@ -101,7 +115,7 @@ class CameraScorer:
         cols = {c: rows(hyg[c.value], len(devices)) for c in CATEGORIES}
         out: dict[str, dict[str, Any]] = {}
         for i, d in enumerate(devices):
-            out[d] = {"base": cb.to_dict(base, i)}
+            out[d] = {"base": {name: pack(arr[i]) for name, arr in base.items()}}
             for c in CATEGORIES:
                 out[d][f"hyg_{c.value}"] = cols[c][i]
         assessments, alerts = [], []
