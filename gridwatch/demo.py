@@ -354,8 +354,8 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def score(result: DemoResult) -> tuple[int, int, list[float]]:
-    """(incidents complained about, of which pre-empted, lead minutes of those)."""
+def score(result: DemoResult, category: str = "waterlogging") -> tuple[int, int, list[float]]:
+    """(incidents of ``category`` complained about, of which pre-empted, their lead minutes)."""
     first_ticket: dict[str, datetime] = {}
     for t in result.tickets:
         if t["source"] != "complaint":
@@ -363,7 +363,7 @@ def score(result: DemoResult) -> tuple[int, int, list[float]]:
     complained = 0
     leads: list[float] = []
     for inc in result.incidents:
-        if inc["first_complaint_at"] is None or inc["category"] != "waterlogging":
+        if inc["first_complaint_at"] is None or inc["category"] != category:
             continue
         complained += 1
         raised = first_ticket.get(inc["incident_key"])
@@ -404,18 +404,27 @@ def print_summary(result: DemoResult, settings: Settings) -> None:
     if len(result.tickets) > 15:
         tickets.add_row(f"… {len(result.tickets) - 15} more", "", "", "")
     console.print(tickets)
-    complained, preempted, leads = score(result)
     dead = ", ".join(f"{k}: {v}" for k, v in sorted(result.dead_letters.items())) or "none"
     console.print(
         f"published {result.published:,} device messages of {result.scenario} "
         f"in {result.seconds:.0f} s; dead-lettered: {dead}"
     )
-    if complained:
-        median = statistics.median(leads) if leads else 0.0
-        console.print(
-            f"未诉先办: {preempted} of {complained} flood incidents residents called about had a "
-            f"proactive ticket before the first call (median {median:.0f} min earlier)."
-        )
+    board = Table(title="未诉先办: incidents residents called 12345 about")
+    for col in (
+        "category",
+        "called about",
+        "ticket before the first call",
+        "median minutes earlier",
+    ):
+        board.add_column(col, justify="left" if col == "category" else "right")
+    for category in sorted({i["category"] for i in result.incidents}):
+        complained, preempted, leads = score(result, category)
+        if complained:
+            median = f"{statistics.median(leads):.0f}" if leads else "-"
+            board.add_row(
+                category, str(complained), f"{preempted} ({preempted / complained:.0%})", median
+            )
+    console.print(board)
     console.print(
         f"Ground truth and messages: {result.out_dir}; tickets: {settings.tickets.db_url}; "
         "the console: `gridwatch tickets serve`."

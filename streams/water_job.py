@@ -25,6 +25,7 @@ from gridwatch.contracts import (
     parse_record,
 )
 from gridwatch.errors import ContractError, GridWatchError
+from models.flood_forecast import load_forecaster
 from streams.influx_sink import reading_points
 from streams.rain_view import RainView, gauge_states
 from streams.scored_job import apply_result
@@ -35,7 +36,9 @@ log = logging.getLogger(__name__)
 
 
 def register(app: faust.App, ctx: Any) -> None:
-    scorer = WaterScorer(ctx.registry)
+    forecaster, note = load_forecaster(ctx.settings.stack.var_dir / "models")
+    log.warning("flood forecaster: %s", note)
+    scorer = WaterScorer(ctx.registry, forecaster)
     rain_view = RainView(ctx.settings.kafka)
     site_table = app.Table(
         "water-sites", default=None, value_type=dict, partitions=ctx.settings.kafka.partitions
