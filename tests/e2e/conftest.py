@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gridwatch.demo import DemoResult
 from gridwatch.settings import Settings
 
 
@@ -20,3 +21,13 @@ def e2e_settings(settings: Settings, tmp_path: Path) -> Settings:
             "registry_dir": tmp_path / "city",
         }
     )
+
+
+def blind_sites(result: DemoResult) -> set[str]:
+    """Sites whose only water sensor went blind (dead battery, dropout, stuck) during the
+    run: their floods cannot be seen by their own readings and are judged apart."""
+    return {
+        f"site-{f['device_id']}"
+        for f in result.faults
+        if f["fault"] in ("battery_death", "dropout", "stuck") and f["kind"] == "water"
+    }

@@ -18,6 +18,7 @@ from gridwatch.demo import DemoResult, run_demo, score
 from gridwatch.procs import settings_env
 from gridwatch.settings import Settings
 from simulators.scenario import load_scenario
+from tests.e2e.conftest import blind_sites
 from tests.integration.pipeline import influx_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -38,11 +39,7 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     assert worthy, "the storm must flood some sites for this test to mean anything"
     # A site whose only sensor went blind (dead battery, dropout, stuck) before the water
     # came cannot be seen by its own readings; those are judged separately.
-    blind = {
-        f"site-{f['device_id']}"
-        for f in result.faults
-        if f["fault"] in ("battery_death", "dropout", "stuck") and f["kind"] == "water"
-    }
+    blind = blind_sites(result)
     seen = [i for i in worthy if i["site"] not in blind]
     assert len(seen) >= 0.8 * len(worthy)
     ticketed = {t["incident_key"] for t in result.tickets if t["category"] == "waterlogging"}
