@@ -25,7 +25,9 @@ from gridwatch.contracts import (
     parse_record,
 )
 from gridwatch.errors import ContractError, GridWatchError
+from gridwatch.kafka import partition_for
 from models.flood_forecast import load_forecaster
+from streams.health import back_alert, silence_alert, silent_devices
 from streams.influx_sink import reading_points
 from streams.rain_view import RainView, gauge_states
 from streams.scored_job import apply_result
@@ -58,12 +60,28 @@ def register(app: faust.App, ctx: Any) -> None:
                     ctx, raw, rain_topic.get_topic_name(), DeadLetterReason(exc.reason), exc.detail
                 )
 
+    silent: set[str] = set()  # devices this worker has reported silent
+    # Newest reading time per partition (event time): a device is judged against its own
+    # partition, so a partition that lags behind another never makes its devices look quiet.
+    watermark: dict[int, float] = {}
+    partitions = ctx.settings.kafka.partitions
+
     async def water(stream: faust.StreamT[bytes]) -> None:
         async for raw in stream:
             try:
                 batch = parse_record(ReadingBatch, raw)
                 readings = [r for r in batch.readings if isinstance(r, WaterReading)]
                 devices = {r.device_id for r in readings}
+                for r in readings:
+                    part = partition_for(r.device_id, partitions)
+                    watermark[part] = max(watermark.get(part, float("-inf")), r.ts.timestamp())
+                for r in readings:
+                    if r.device_id in silent:
+                        silent.discard(r.device_id)
+                        back = back_alert(ctx.registry.placement(r.device_id), r.ts)
+                        await ctx.alerts.send(
+                            key=back.incident_key.encode(), value=back.model_dump_json().encode()
+                        )
                 stored = {d: site_table.get(d) for d in devices}
                 gauges = gauge_states(rain_view, {scorer.gauge_of.get(d) for d in devices})
                 result = scorer.score(readings, stored, gauges)
@@ -77,6 +95,34 @@ def register(app: faust.App, ctx: Any) -> None:
                 await dead_letter(
                     ctx, raw, water_topic.get_topic_name(), DeadLetterReason.PROCESSING, repr(exc)
                 )
+
+    intervals = {p.device.device_id: p.device.interval_s for p in ctx.registry.devices_of("water")}
+
+    @app.timer(5.0)
+    async def watch_silence() -> None:
+        """Water sensors quiet for five intervals of event time → device_fault alerts."""
+        by_part: dict[int, list[tuple[str, float]]] = {}
+        for device, state in list(site_table.items()):
+            if device in silent:
+                continue
+            last = float(((state or {}).get("hyg") or {}).get("last_ts", float("nan")))
+            by_part.setdefault(partition_for(device, partitions), []).append((device, last))
+        for part, last_seen in by_part.items():
+            if part in watermark:
+                for device, quiet in silent_devices(last_seen, intervals, watermark[part]):
+                    await report_silence(device, watermark[part], quiet)
+
+    async def report_silence(device: str, now: float, quiet: float) -> None:
+        placement = ctx.registry.get(device)
+        if placement is None:
+            return
+        gauge = rain_view.get(scorer.gauge_of.get(device) or "") or {}
+        alert = silence_alert(placement, now - quiet, quiet, float(gauge.get("intensity", 0.0)))
+        silent.add(device)
+        await ctx.alerts.send(
+            key=alert.incident_key.encode(), value=alert.model_dump_json().encode()
+        )
+        ctx.stats.alerts += 1
 
     app.task(rain_view.run)
     app.agent(rain_topic, name="rain", concurrency=1)(rain)

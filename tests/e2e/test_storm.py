@@ -55,6 +55,19 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     assert sum(c["pre_empted"] for c in flood_calls) >= 0.8 * len(flood_calls)
     assert result.points["water"] > 0
     assert result.points["assessment"] >= result.points["water"]
+    # sensors that went quiet became device_fault tickets, and only those
+    silenced = {
+        t["incident_key"].rsplit(":", 1)[1]
+        for t in result.tickets
+        if t["category"] == "device_fault" and "silent" in t["why"]
+    }
+    quiet = {
+        f["device_id"]
+        for f in result.faults
+        if f["fault"] in ("battery_death", "dropout", "packet_loss", "clock_skew")
+    }
+    assert silenced, "dead batteries and dropouts in the storm must be noticed"
+    assert silenced <= quiet, silenced - quiet
     # every ticket change went through the outbox relay into InfluxDB 'ticket'
     assert result.points["ticket"] >= len(result.tickets)
     # the worker reported its counters, and `gridwatch streams status` shows them

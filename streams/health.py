@@ -1,0 +1,87 @@
+"""Device health: which devices have gone silent, and how urgent that is.
+
+Silence is judged in event time: against the newest reading time the worker has seen
+(its watermark), a device is silent when it has not reported for ``factor`` × its
+expected interval. A device whose clock runs far behind looks the same in event time
+and is reported the same way (it needs a technician too). A flood sensor going silent
+while its gauge measures heavy rain is urgent (it may have been swamped or lost power
+when it matters most); in dry weather it is routine maintenance. Both are
+``device_fault`` tickets, never flood tickets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from gridwatch.contracts import Alert, Category, Severity, incident_key
+from gridwatch.registry import Placement
+
+SILENT_FACTOR = 5.0
+HEAVY_RAIN_MM_H = 10.0
+RULE_VERSION = "health-1"
+
+
+def silent_devices(
+    last_seen: Iterable[tuple[str, float]],
+    interval_s: Mapping[str, float],
+    watermark: float,
+    factor: float = SILENT_FACTOR,
+) -> list[tuple[str, float]]:
+    """``(device, silent_for_s)`` of every device quiet for ``factor`` × its interval."""
+    out = []
+    for device, last in last_seen:
+        if last != last:  # NaN: never reported
+            continue
+        quiet = watermark - last
+        if quiet >= factor * interval_s.get(device, 60.0):
+            out.append((device, quiet))
+    return out
+
+
+def silence_alert(
+    placement: Placement, last_seen: float, silent_for_s: float, rain_mm_h: float
+) -> Alert:
+    device = placement.device.device_id
+    key = incident_key(placement.grid_id, Category.DEVICE_FAULT, device)
+    heavy = rain_mm_h >= HEAVY_RAIN_MM_H
+    minutes = silent_for_s / 60
+    # In event time a device whose clock runs behind looks the same as a silent one;
+    # both need a technician, and the why says so.
+    quiet = f"{device} silent for {minutes:.0f} min (or its clock is behind)"
+    why = f"{quiet} during heavy rain ({rain_mm_h:.0f} mm/h): urgent" if heavy else quiet
+    return Alert(
+        alert_id=f"{key}:silent:{int(last_seen * 1000)}",
+        incident_key=key,
+        kind="maintenance",
+        category=Category.DEVICE_FAULT,
+        severity=Severity.CRITICAL if heavy else Severity.MINOR,
+        grid_id=placement.grid_id,
+        district_id=placement.district_id,
+        site=device,
+        ts=datetime.fromtimestamp(last_seen + silent_for_s, tz=UTC),
+        lon=placement.device.lon,
+        lat=placement.device.lat,
+        why=why,
+        evidence={"device_ids": [device], "last_seen": last_seen, "rain_mm_h": rain_mm_h},
+        rule_version=RULE_VERSION,
+    )
+
+
+def back_alert(placement: Placement, ts: datetime) -> Alert:
+    device = placement.device.device_id
+    key = incident_key(placement.grid_id, Category.DEVICE_FAULT, device)
+    return Alert(
+        alert_id=f"{key}:back:{int(ts.timestamp() * 1000)}",
+        incident_key=key,
+        kind="clear",
+        category=Category.DEVICE_FAULT,
+        severity=Severity.MINOR,
+        grid_id=placement.grid_id,
+        district_id=placement.district_id,
+        site=device,
+        ts=ts,
+        why=f"{device} reporting again",
+        evidence={"device_ids": [device]},
+        rule_version=RULE_VERSION,
+    )
