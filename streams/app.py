@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from gridwatch.errors import GridWatchError, SinkError
 from gridwatch.influx import FieldValue, InfluxWriter, Point
 from gridwatch.kafka import all_topics, consumer_lag, readings_topic
+from gridwatch.metrics import LatencyWindow
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings
 from streams.bike_scoring import BikeScorer
@@ -46,6 +47,7 @@ class WorkerStats:
     dead_lettered: int = 0
     sink_retries: int = 0
     tickets: dict[str, int] = field(default_factory=dict)
+    sink_ms: LatencyWindow = field(default_factory=LatencyWindow)
 
     def points(self, instance: str, time_ms: int, lag: int | None) -> list[Point]:
         fields: dict[str, FieldValue] = {
@@ -58,6 +60,8 @@ class WorkerStats:
             fields[f"tickets_{action}"] = count
         if lag is not None:
             fields["lag"] = lag
+        for name, value in self.sink_ms.percentiles().items():
+            fields[f"sink_ms_{name}"] = value
         return [Point("pipeline", {"stage": "streams", "instance": instance}, fields, time_ms)]
 
 

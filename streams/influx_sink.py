@@ -42,6 +42,8 @@ def reading_point(reading: ReadingBase) -> Point:
         fields["bikes"] = reading.bikes
         fields["capacity"] = reading.capacity
         fields["occupancy"] = reading.bikes / reading.capacity
+        for operator, count in reading.by_operator.items():
+            fields[f"op_{operator}"] = count  # a field per operator (never a tag)
     elif isinstance(reading, CameraReading):
         for name, count in reading.counts.model_dump(exclude={"schema_version"}).items():
             fields[name] = int(count)

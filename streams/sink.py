@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +18,11 @@ async def store_points(ctx: Any, points: list[Point]) -> None:
     """Write until it succeeds: blocking the partition is how InfluxDB back-pressure
     reaches Kafka, and nothing is acked that is not stored."""
     delay = 0.5
+    started = time.monotonic()
     while True:
         try:
             await ctx.writer.write(points)
+            ctx.stats.sink_ms.add((time.monotonic() - started) * 1000)
             return
         except RetryableWriteError as exc:
             ctx.stats.sink_retries += 1

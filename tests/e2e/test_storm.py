@@ -73,6 +73,8 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     # the worker reported its counters, and `gridwatch streams status` shows them
     reported = influx_rows(e2e_settings, "SELECT MAX(readings) FROM pipeline WHERE stage='streams'")
     assert reported and reported[0]["max"] > 0
+    sink = influx_rows(e2e_settings, "SELECT MAX(sink_ms_p99) FROM pipeline WHERE stage='streams'")
+    assert sink and sink[0]["max"] > 0
     status = subprocess.run(
         [sys.executable, "-m", "gridwatch", "streams", "status"],
         env={**os.environ, **settings_env(e2e_settings), "COLUMNS": "200"},

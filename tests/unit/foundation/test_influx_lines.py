@@ -44,3 +44,27 @@ def test_mosquitto_password_hash_format() -> None:
     assert (kind, iterations) == ("7", "101")
     expected = hashlib.pbkdf2_hmac("sha512", b"secret", base64.b64decode(salt), 101, 64)
     assert base64.b64decode(digest) == expected
+
+
+def test_bike_points_carry_one_field_per_operator() -> None:
+    from datetime import UTC, datetime
+
+    from gridwatch.contracts import BikeReading
+    from streams.influx_sink import reading_point
+
+    now = datetime(2026, 7, 1, tzinfo=UTC)
+    reading = BikeReading(
+        device_id="bk-1",
+        ts=now,
+        received_at=now,
+        grid_id="G1",
+        district_id="D1",
+        bikes=30,
+        capacity=40,
+        by_operator={"meituan": 10, "hellobike": 20},
+    )
+    point = reading_point(reading)
+    assert point.fields["op_meituan"] == 10
+    assert point.fields["op_hellobike"] == 20
+    assert point.fields["occupancy"] == 0.75
+    assert "meituan" not in point.tags.values()
