@@ -76,7 +76,7 @@ _json = st.recursive(
 )
 
 
-def _check(decoder: Decoder, topic: str, payload: bytes) -> None:
+def check_decode(decoder: Decoder, topic: str, payload: bytes) -> None:
     reason: str | None = None
     cause: BaseException | None = None
     try:
@@ -105,7 +105,7 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 @FUZZ
 @given(topic=st.sampled_from(TOPICS), payload=st.binary(max_size=300))
 def test_arbitrary_bytes(registry: Registry, topic: str, payload: bytes) -> None:
-    _check(_decoder(registry), topic, payload)
+    check_decode(_decoder(registry), topic, payload)
 
 
 @FUZZ
@@ -115,7 +115,7 @@ def test_arbitrary_json(registry: Registry, topic: str, doc: Any) -> None:
         payload = json.dumps(doc).encode("utf-8", "surrogatepass")
     except (ValueError, TypeError):
         return
-    _check(_decoder(registry), topic, payload)
+    check_decode(_decoder(registry), topic, payload)
 
 
 def _mutate(doc: Any, path: list[int], replacement: Any, drop: bool) -> Any:
@@ -151,7 +151,7 @@ def test_mutated_valid_payloads(
         payload = json.dumps(_mutate(doc, path, replacement, drop)).encode("utf-8", "surrogatepass")
     except (ValueError, TypeError):
         return
-    _check(_decoder(registry), topic, payload)
+    check_decode(_decoder(registry), topic, payload)
 
 
 @FUZZ
@@ -167,7 +167,7 @@ def test_byte_level_mutations(
         raw[:i] + bytes([byte]) + raw[i + 1 :],
         raw[:i] + bytes([byte]) + raw[i:],
     ):
-        _check(_decoder(registry), topic, payload)
+        check_decode(_decoder(registry), topic, payload)
 
 
 def test_the_valid_seeds_are_valid(registry: Registry) -> None:
