@@ -1,4 +1,5 @@
-"""Store reading batches of the kinds no scoring job handles yet (status).
+"""Store reading batches of the kinds that are only stored here: rain (every worker's
+``RainView`` keeps the gauge states) and status (no scoring job yet).
 
 At-least-once: the offset moves only after the write succeeded; a replay overwrites the
 same points (same series and time).
@@ -15,7 +16,7 @@ from gridwatch.errors import ContractError, SinkError
 from streams.influx_sink import reading_points
 from streams.sink import dead_letter, store_points
 
-KINDS = ("status",)
+KINDS = ("rain", "status")
 
 
 def register(app: faust.App, ctx: Any) -> None:

@@ -1,14 +1,15 @@
 """Water and rain jobs: per-device state in tables, scoring in streams.water_scoring.
 
-* rain: the agent stores rain readings; each gauge's rain state (5-minute bins of the
-  last hour, intensity, storm start) is kept by every worker's ``RainView``, which
-  reads all rain partitions, so every worker sees every gauge;
+* rain: ``streams.readings_job`` stores rain readings; each gauge's rain state
+  (5-minute bins of the last hour, intensity, storm start) is kept by every worker's
+  ``RainView``, which reads all rain partitions, so every worker sees every gauge;
 * water: each site's QC, detector, depth and hygiene state lives in a table
   co-partitioned with ``gw.readings.water`` (the bridge sends a device's readings to
   one partition), recovered from its changelog after a restart.
 
-Both agents parse once, call the pure core, store readings and assessments in InfluxDB,
-then emit assessments and alerts — all before the event is acked.
+The water agent parses once, calls the pure core, stores readings and assessments in
+InfluxDB, then emits assessments and alerts — all before the event is acked. A timer
+reports sensors that went silent.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from gridwatch.errors import ContractError, GridWatchError
 from gridwatch.kafka import partition_for
 from models.flood_forecast import load_forecaster
 from streams.health import back_alert, silence_alert, silent_devices
-from streams.influx_sink import reading_points
 from streams.rain_view import RainView, gauge_states
 from streams.scored_job import apply_result
-from streams.sink import dead_letter, store_points
+from streams.sink import dead_letter
 from streams.water_scoring import WaterScorer
 
 log = logging.getLogger(__name__)
@@ -45,20 +45,7 @@ def register(app: faust.App, ctx: Any) -> None:
     site_table = app.Table(
         "water-sites", default=None, value_type=dict, partitions=ctx.settings.kafka.partitions
     )
-    rain_topic = ctx.readings(app, "rain")
     water_topic = ctx.readings(app, "water")
-
-    async def rain(stream: faust.StreamT[bytes]) -> None:
-        """Store rain readings; the per-gauge state lives in every worker's RainView."""
-        async for raw in stream:
-            try:
-                batch = parse_record(ReadingBatch, raw)
-                await store_points(ctx, reading_points(batch.readings))
-                ctx.stats.readings += len(batch.readings)
-            except ContractError as exc:
-                await dead_letter(
-                    ctx, raw, rain_topic.get_topic_name(), DeadLetterReason(exc.reason), exc.detail
-                )
 
     silent: set[str] = set()  # devices this worker has reported silent
     # Newest reading time per partition (event time): a device is judged against its own
@@ -125,5 +112,4 @@ def register(app: faust.App, ctx: Any) -> None:
         ctx.stats.alerts += 1
 
     app.task(rain_view.run)
-    app.agent(rain_topic, name="rain", concurrency=1)(rain)
     app.agent(water_topic, name="water", concurrency=1)(water)
