@@ -72,6 +72,7 @@ class DeadLetterReason(StrEnum):
     RATE_LIMITED = "rate_limited"
     DUPLICATE = "duplicate"
     PROCESSING = "processing"  # a stream job could not handle a valid-looking record
+    SINK_REJECTED = "sink_rejected"  # InfluxDB refused a point for its content (400)
 
 
 class Category(StrEnum):

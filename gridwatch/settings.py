@@ -86,9 +86,13 @@ class InfluxSettings(BaseModel):
     bucket: str | None = None
     token: SecretStr | None = None
     batch_points: int = Field(5000, ge=1)
-    flush_interval_ms: int = Field(200, ge=1)
+    flush_interval_ms: int = Field(100, ge=1)
     timeout_s: float = Field(10.0, gt=0)
     max_retries: int = Field(5, ge=0)
+    # Stream workers: points held in memory before agents wait, and the local spool
+    # (under stack.var_dir/streams/spool) that takes batches while InfluxDB is down.
+    max_buffered_points: int = Field(50_000, ge=1)
+    spool_max_mb: int = Field(1024, ge=0)
 
     @model_validator(mode="after")
     def _v2_needs_org_bucket_token(self) -> InfluxSettings:

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError
 
+from gridwatch.contracts import DeadLetterReason
 from gridwatch.errors import GridWatchError, SinkError
 from gridwatch.influx import FieldValue, InfluxWriter, Point
 from gridwatch.kafka import all_topics, consumer_lag, readings_topic
@@ -26,6 +27,8 @@ from gridwatch.settings import Settings
 from streams.bike_scoring import BikeScorer
 from streams.camera_scoring import CameraScorer
 from streams.scored_job import register_scored
+from streams.sink import Sink, dead_letter
+from streams.spool import Spool
 from streams.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,9 @@ class WorkerStats:
     alerts: int = 0
     dead_lettered: int = 0
     sink_retries: int = 0
+    sink_rejected: int = 0
+    spooled: int = 0
+    spool_drained: int = 0
     tickets: dict[str, int] = field(default_factory=dict)
     sink_ms: LatencyWindow = field(default_factory=LatencyWindow)
 
@@ -55,6 +61,9 @@ class WorkerStats:
             "alerts": self.alerts,
             "dead_lettered": self.dead_lettered,
             "sink_retries": self.sink_retries,
+            "sink_rejected": self.sink_rejected,
+            "spooled": self.spooled,
+            "spool_drained": self.spool_drained,
         }
         for action, count in sorted(self.tickets.items()):
             fields[f"tickets_{action}"] = count
@@ -99,6 +108,7 @@ class JobContext:
     alerts: faust.TopicT
     assessments: faust.TopicT
     stats: WorkerStats = field(default_factory=WorkerStats)
+    sink: Any = None  # streams.sink.Sink, built once the context exists
     _tickets: Any = None
 
     def readings(self, app: faust.App, kind: str) -> faust.TopicT:
@@ -115,6 +125,28 @@ class JobContext:
 
             self._tickets = TicketService.from_url(self.settings.tickets.db_url, self.registry)
         return self._tickets
+
+
+def _sink(app: faust.App, ctx: JobContext) -> Sink:
+    """The worker's batched InfluxDB sink and its three background tasks."""
+    influx = ctx.settings.influx
+
+    async def reject(line: str, detail: str) -> None:
+        await dead_letter(ctx, line.encode(), "influxdb", DeadLetterReason.SINK_REJECTED, detail)
+
+    sink = Sink(
+        ctx.writer,
+        Spool(ctx.settings.stack.var_dir / "streams" / "spool", influx.spool_max_mb << 20),
+        stats=ctx.stats,
+        reject=reject,
+        batch_points=influx.batch_points,
+        flush_interval_s=influx.flush_interval_ms / 1000,
+        max_buffered=influx.max_buffered_points,
+    )
+    app.task(sink.run_timer)
+    app.task(sink.run_writer)
+    app.task(sink.run_drain)
+    return sink
 
 
 def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
@@ -156,6 +188,7 @@ def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
         alerts=raw_topic("alerts"),
         assessments=raw_topic("assessments"),
     )
+    ctx.sink = _sink(app, ctx)
     from streams import readings_job, ticketing_job, water_job
 
     readings_job.register(app, ctx)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
+
+from gridwatch.contracts import ReadingBase
+
+R = TypeVar("R", bound=ReadingBase)
 
 
 def stack(
@@ -38,3 +42,35 @@ def last_per_device(idx: np.ndarray, ts: np.ndarray, n: int) -> np.ndarray:
     last = np.zeros(n, dtype=np.int64)
     last[idx[order]] = order
     return last
+
+
+SEEN = "_ts"  # newest reading time (epoch s) a device's state has taken in
+
+
+def fresh(readings: Sequence[R], stored: Mapping[str, Mapping[str, Any] | None]) -> list[R]:
+    """Readings newer than what each device's stored state has already taken in.
+
+    A redelivered Kafka event (a worker killed before its ack, a rebalance) finds the
+    table already updated from the changelog; scoring it again would count its readings
+    twice. Such readings are still stored (InfluxDB overwrites the same point) but not
+    scored; so is a reading that arrives after a newer one of its device.
+    """
+    seen: dict[str, float] = {}
+    out = []
+    for r in readings:
+        d = r.device_id
+        if d not in seen:
+            seen[d] = float((stored.get(d) or {}).get(SEEN, float("-inf")))
+        ts = r.ts.timestamp()
+        if ts > seen[d]:
+            seen[d] = ts
+            out.append(r)
+    return out
+
+
+def stamp(states: dict[str, dict[str, Any]], readings: Sequence[Any]) -> None:
+    """Record in each new state the newest reading it took in."""
+    for r in readings:
+        state = states.get(r.device_id)
+        if state is not None:
+            state[SEEN] = max(float(state.get(SEEN, float("-inf"))), r.ts.timestamp())

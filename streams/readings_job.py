@@ -1,8 +1,8 @@
 """Store reading batches of the kinds that are only stored here: rain (every worker's
 ``RainView`` keeps the gauge states) and status (no scoring job yet).
 
-At-least-once: the offset moves only after the write succeeded; a replay overwrites the
-same points (same series and time).
+At-least-once: the event is acked by the sink once its points are stored; a replay
+overwrites the same points (same series and time).
 """
 
 from __future__ import annotations
@@ -11,31 +11,21 @@ from typing import Any
 
 import faust
 
-from gridwatch.contracts import DeadLetterReason, ReadingBatch, parse_record
-from gridwatch.errors import ContractError, SinkError
+from gridwatch.contracts import ReadingBatch
+from gridwatch.influx import Point
+from streams.agent import reading_agent
 from streams.influx_sink import reading_points
-from streams.sink import dead_letter, store_points
 
 KINDS = ("rain", "status")
+
+
+async def _store(batch: ReadingBatch) -> list[Point]:
+    return reading_points(batch.readings)
 
 
 def register(app: faust.App, ctx: Any) -> None:
     for kind in KINDS:
         topic = ctx.readings(app, kind)
-
-        async def agent(
-            stream: faust.StreamT[bytes], topic_name: str = topic.get_topic_name()
-        ) -> None:
-            async for raw in stream:
-                try:
-                    batch = parse_record(ReadingBatch, raw)
-                    await store_points(ctx, reading_points(batch.readings))
-                    ctx.stats.readings += len(batch.readings)
-                except ContractError as exc:
-                    await dead_letter(
-                        ctx, raw, topic_name, DeadLetterReason(exc.reason), exc.detail
-                    )
-                except SinkError as exc:
-                    await dead_letter(ctx, raw, topic_name, DeadLetterReason.PROCESSING, str(exc))
-
-        app.agent(topic, name=f"store_{kind}", concurrency=1)(agent)
+        app.agent(topic, name=f"store_{kind}", concurrency=1)(
+            reading_agent(ctx, topic.get_topic_name(), _store)
+        )

@@ -7,9 +7,9 @@
   co-partitioned with ``gw.readings.water`` (the bridge sends a device's readings to
   one partition), recovered from its changelog after a restart.
 
-The water agent parses once, calls the pure core, stores readings and assessments in
-InfluxDB, then emits assessments and alerts — all before the event is acked. A timer
-reports sensors that went silent.
+The water agent parses once, calls the pure core, emits assessments and alerts and hands
+readings, assessments and alerts to the sink, which acks the event once they are stored
+(``streams.agent``). A timer reports sensors that went silent.
 """
 
 from __future__ import annotations
@@ -19,19 +19,16 @@ from typing import Any
 
 import faust
 
-from gridwatch.contracts import (
-    DeadLetterReason,
-    ReadingBatch,
-    WaterReading,
-    parse_record,
-)
-from gridwatch.errors import ContractError, GridWatchError
+from gridwatch.contracts import ReadingBatch, WaterReading
+from gridwatch.influx import Point
 from gridwatch.kafka import partition_for
 from models.flood_forecast import load_forecaster
+from streams.agent import reading_agent
+from streams.batch_state import fresh
 from streams.health import back_alert, silence_alert, silent_devices
+from streams.influx_sink import reading_points
 from streams.rain_view import RainView, gauge_states
 from streams.scored_job import apply_result
-from streams.sink import dead_letter
 from streams.water_scoring import WaterScorer
 
 log = logging.getLogger(__name__)
@@ -53,35 +50,25 @@ def register(app: faust.App, ctx: Any) -> None:
     watermark: dict[int, float] = {}
     partitions = ctx.settings.kafka.partitions
 
-    async def water(stream: faust.StreamT[bytes]) -> None:
-        async for raw in stream:
-            try:
-                batch = parse_record(ReadingBatch, raw)
-                readings = [r for r in batch.readings if isinstance(r, WaterReading)]
-                devices = {r.device_id for r in readings}
-                for r in readings:
-                    part = partition_for(r.device_id, partitions)
-                    watermark[part] = max(watermark.get(part, float("-inf")), r.ts.timestamp())
-                for r in readings:
-                    if r.device_id in silent:
-                        silent.discard(r.device_id)
-                        back = back_alert(ctx.registry.placement(r.device_id), r.ts)
-                        await ctx.alerts.send(
-                            key=back.incident_key.encode(), value=back.model_dump_json().encode()
-                        )
-                stored = {d: site_table.get(d) for d in devices}
-                gauges = gauge_states(rain_view, {scorer.gauge_of.get(d) for d in devices})
-                result = scorer.score(readings, stored, gauges)
-                await apply_result(ctx, site_table, readings, result)
-            except ContractError as exc:
-                await dead_letter(
-                    ctx, raw, water_topic.get_topic_name(), DeadLetterReason(exc.reason), exc.detail
+    async def handle(batch: ReadingBatch) -> list[Point]:
+        readings = [r for r in batch.readings if isinstance(r, WaterReading)]
+        for r in readings:
+            part = partition_for(r.device_id, partitions)
+            watermark[part] = max(watermark.get(part, float("-inf")), r.ts.timestamp())
+        for r in readings:
+            if r.device_id in silent:
+                silent.discard(r.device_id)
+                back = back_alert(ctx.registry.placement(r.device_id), r.ts)
+                await ctx.alerts.send(
+                    key=back.incident_key.encode(), value=back.model_dump_json().encode()
                 )
-            except (GridWatchError, ValueError, KeyError) as exc:
-                log.exception("water batch failed")
-                await dead_letter(
-                    ctx, raw, water_topic.get_topic_name(), DeadLetterReason.PROCESSING, repr(exc)
-                )
+        stored = {d: site_table.get(d) for d in {r.device_id for r in readings}}
+        scored = fresh(readings, stored)
+        if not scored:
+            return reading_points(readings)
+        gauges = gauge_states(rain_view, {scorer.gauge_of.get(r.device_id) for r in scored})
+        result = scorer.score(scored, stored, gauges)
+        return await apply_result(ctx, site_table, readings, scored, result)
 
     intervals = {p.device.device_id: p.device.interval_s for p in ctx.registry.devices_of("water")}
 
@@ -112,4 +99,6 @@ def register(app: faust.App, ctx: Any) -> None:
         ctx.stats.alerts += 1
 
     app.task(rain_view.run)
-    app.agent(water_topic, name="water", concurrency=1)(water)
+    app.agent(water_topic, name="water", concurrency=1)(
+        reading_agent(ctx, water_topic.get_topic_name(), handle)
+    )
