@@ -69,6 +69,24 @@ class DemoResult:
     simulated: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class DemoProcs:
+    """The pipeline's child processes during ``run_demo``, handed to a ``chaos`` hook.
+
+    A fault drill may kill an entry and put a replacement in its place (``pool[i]``,
+    ``bridge``, ``relay``); ``run_demo`` waits on and stops whatever is there at the end.
+    ``publisher`` is the open ``MqttPublisher``: a drill that restarts the MQTT broker
+    closes it and puts a fresh one (new connections) in its place, then closes that one.
+    """
+
+    settings: Settings
+    logs: Path
+    bridge: Child
+    pool: list[Child]
+    relay: Child
+    publisher: Any = None
+
+
 def reset_data(settings: Settings) -> None:
     """Stop the stack and delete its data (not its credentials)."""
     stack = Stack(settings)
@@ -95,14 +113,14 @@ def run_demo(
     workers: int = 1,
     timeout_s: float = 300.0,
     out_dir: Path | None = None,
-    chaos: Callable[[int, list[Child]], None] | None = None,
+    chaos: Callable[[int, DemoProcs], None] | None = None,
 ) -> DemoResult:
     """Run ``scenario`` (a ``simulators.scenario.Scenario``) through the pipeline.
 
     With ``manage_stack`` the local stack is reset and started here; without it (tests)
     the stack is already up and only the scenario's devices are provisioned.
-    ``chaos(published, workers)`` is called after every published message (fault
-    drills: kill or replace workers in the list, stop services).
+    ``chaos(published, procs)`` is called after every published message (fault
+    drills: kill or replace the bridge, a worker or the relay in ``procs``, stop services).
     """
     from simulators.city import generate_city
     from simulators.mqtt_publisher import MqttPublisher
@@ -132,30 +150,32 @@ def run_demo(
     ]
     # the ticket store's outbox → gw.tickets and InfluxDB 'ticket' (one relay per store)
     relay = Child("tickets-relay", ["tickets", "relay"], settings, logs).start()
+    procs = DemoProcs(settings, logs, bridge, pool, relay)
     out_dir = out_dir or settings.stack.var_dir / "demo" / sc.name
     try:
         with console.status("waiting for the bridge to subscribe…"):
             wait_until(lambda: _subscribed(bridge, ready), 60, what="the bridge to subscribe")
         published = 0
         with MqttPublisher(settings) as pub, _progress() as progress:
+            procs.publisher = pub
             task = progress.add_task(f"{sc.name} over MQTT", total=sc.duration, info="")
 
             def send(msg: Any) -> None:
                 nonlocal published
                 if msg.device_id in known:
-                    pub.publish(msg.topic, msg.payload_bytes())
+                    procs.publisher.publish(msg.topic, msg.payload_bytes())
                     published += 1
                     if chaos is not None:
-                        chaos(published, pool)
+                        chaos(published, procs)
 
             def advance(event_s: int) -> None:
                 progress.update(task, completed=event_s, info=f"event +{event_s / 60:.0f} min")
 
             result = run_scenario(sc, out_dir, start=start, on_message=send, progress=advance)
-            pub.flush(timeout_s=120)
+            procs.publisher.flush(timeout_s=120)
         with console.status("waiting for the stream worker to catch up…"):
             wait_until(
-                lambda: _caught_up(settings, bridge, *pool),
+                lambda: _caught_up(settings, procs.bridge, *procs.pool),
                 timeout_s,
                 interval_s=1.0,
                 what="consumer lag 0",
@@ -166,12 +186,12 @@ def run_demo(
         if sent:
             with console.status(f"filing {sent} simulated 12345 complaints…"):
                 wait_until(
-                    lambda: _caught_up(settings, bridge, *pool, topics=("complaints",)),
+                    lambda: _caught_up(settings, procs.bridge, *procs.pool, topics=("complaints",)),
                     timeout_s,
                     interval_s=1.0,
                     what="complaints filed",
                 )
-        _wait_relay(settings, relay)
+        _wait_relay(settings, procs.relay)
         return DemoResult(
             scenario=sc.name,
             published=published,
@@ -187,10 +207,10 @@ def run_demo(
             out_dir=out_dir,
         )
     finally:
-        bridge.stop()
-        for worker in pool:
+        procs.bridge.stop()
+        for worker in procs.pool:
             worker.stop()
-        relay.stop()
+        procs.relay.stop()
 
 
 def _wait_relay(settings: Settings, relay: Child, timeout_s: float = 60.0) -> None:

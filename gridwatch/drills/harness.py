@@ -1,0 +1,202 @@
+"""What the pipeline drills share: a short storm through ``run_demo`` and the counts that
+judge it (published, in Kafka, in InfluxDB, dead-lettered, tickets)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from gridwatch.contracts import DeadLetter, ReadingBatch, parse_record
+from gridwatch.demo import DemoProcs, DemoResult, run_demo
+from gridwatch.drills import Checks, DrillContext
+from gridwatch.influx import query, rows
+from gridwatch.kafka import read_topic, readings_topic
+from gridwatch.procs import Child, wait_until
+from gridwatch.registry import Registry
+from gridwatch.settings import Settings
+from ingest.cli import ready_file
+from ingest.timestamps import event_ms
+
+# The storm every pipeline drill replays: 80 minutes of the 50-year rainstorm over 100
+# devices (≈ 7,000 messages), device faults off so that every published reading must
+# reach InfluxDB (the fault catalogue has its own tests; the clock-skew drill turns its
+# fault on).
+SCENARIO = "rainstorm-50y"
+MINUTES = 80
+DEVICES = 100
+Chaos = Callable[[int, DemoProcs], None]
+
+
+def drill_scenario(**faults: float) -> Any:
+    from simulators.scenario import FaultSpec, load_scenario
+
+    sc = load_scenario(SCENARIO).with_overrides(duration=f"{MINUTES}min", max_devices=DEVICES)
+    return sc.model_copy(update={"faults": FaultSpec(**faults)})
+
+
+def run_storm(
+    ctx: DrillContext,
+    chaos: Chaos | None,
+    *,
+    settings: Settings | None = None,
+    scenario: Any = None,
+    timeout_s: float = 240,
+) -> DemoResult:
+    return run_demo(
+        settings or ctx.settings,
+        scenario if scenario is not None else drill_scenario(),
+        manage_stack=False,
+        out_dir=ctx.work_dir / "run",
+        timeout_s=timeout_s,
+        chaos=chaos,
+    )
+
+
+# -- what was published ----------------------------------------------------------------
+
+
+def published_messages(result: DemoResult, settings: Settings) -> Iterator[tuple[str, str, Any]]:
+    """(kind, device, payload) of every message ``run_demo`` published, in publish order
+    (the scenario's messages.jsonl, restricted to the registry's devices)."""
+    known = set(Registry.from_dir(settings.registry_dir).devices)
+    with (result.out_dir / "messages.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            _, _, kind, device = doc["topic"].split("/")
+            if device in known:
+                yield kind, device, doc.get("payload")
+
+
+def water_keys(messages: Iterator[tuple[str, str, Any]]) -> list[tuple[str, int]]:
+    """(device, event time in ms) of each water message, in publish order."""
+    return [
+        (device, int(event_ms(payload["ts"])))
+        for kind, device, payload in messages
+        if kind == "water" and isinstance(payload, dict)
+    ]
+
+
+def per_device(keys: list[tuple[str, int]]) -> Counter[str]:
+    return Counter(device for device, _ in set(keys))
+
+
+# -- what arrived ----------------------------------------------------------------------
+
+
+def influx_rows(settings: Settings, q: str) -> list[dict[str, Any]]:
+    return rows(asyncio.run(query(settings.influx, q)))
+
+
+def water_in_influx(settings: Settings) -> Counter[str]:
+    found = influx_rows(settings, "SELECT COUNT(level_cm) FROM water GROUP BY device")
+    return Counter({str(r["device"]): int(r["count"]) for r in found})
+
+
+def water_times_in_influx(settings: Settings) -> set[tuple[str, int]]:
+    found = influx_rows(settings, "SELECT level_cm, device FROM water")
+    return {(str(r["device"]), _ms(r["time"])) for r in found}
+
+
+def _ms(value: Any) -> int:
+    from datetime import datetime
+
+    if isinstance(value, int | float):
+        return int(value)
+    return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def water_in_kafka(settings: Settings) -> tuple[Counter[str], int]:
+    """Distinct (device, time) water readings per device in Kafka, and all readings
+    there including repeats (at-least-once redeliveries the sink must absorb)."""
+    seen: set[tuple[str, int]] = set()
+    total = 0
+    for record in asyncio.run(read_topic(settings.kafka, readings_topic(settings.kafka, "water"))):
+        for r in parse_record(ReadingBatch, record.value).readings:
+            seen.add((r.device_id, int(r.ts.timestamp() * 1000)))
+            total += 1
+    return Counter(device for device, _ in seen), total
+
+
+def dead_letters(settings: Settings) -> list[DeadLetter]:
+    records = asyncio.run(read_topic(settings.kafka, settings.kafka.topic("deadletter")))
+    return [parse_record(DeadLetter, r.value) for r in records]
+
+
+def double_tickets(result: DemoResult) -> list[tuple[str, Any]]:
+    """Incidents with two tickets created at the same instant (one alert, two tickets)."""
+    keys = Counter((t["incident_key"], t["created_at"]) for t in result.tickets)
+    return [k for k, n in keys.items() if n > 1]
+
+
+def check_every_reading(
+    checks: Checks, settings: Settings, result: DemoResult, what: str = "acknowledged"
+) -> dict[str, Any]:
+    """Every published water reading is in InfluxDB exactly once per (device, time)."""
+    expected = per_device(water_keys(published_messages(result, settings)))
+    stored = water_in_influx(settings)
+    in_kafka, kafka_total = water_in_kafka(settings)
+    missing = sum((expected - stored).values())
+    extra = sum((stored - expected).values())
+    checks.require(missing == 0, f"{missing} {what} water readings missing from InfluxDB")
+    checks.require(extra == 0, f"{extra} water points in InfluxDB beyond the published readings")
+    doubles = double_tickets(result)
+    checks.require(not doubles, f"duplicate tickets: {doubles[:3]}")
+    return {
+        "published_messages": result.published,
+        "water_published": sum(expected.values()),
+        "water_in_kafka": sum(in_kafka.values()),
+        "kafka_repeats": kafka_total - sum(in_kafka.values()),
+        "water_in_influx": sum(stored.values()),
+        "water_missing": missing,
+        "water_extra": extra,
+        "tickets": len(result.tickets),
+        "duplicate_tickets": len(doubles),
+    }
+
+
+# -- process control -------------------------------------------------------------------
+
+
+def restart_bridge(procs: DemoProcs, name: str, timeout_s: float = 60) -> float:
+    """Start a new bridge in ``procs`` (same client id: same persistent session) and
+    wait until it is subscribed; returns how long that took."""
+    import time
+
+    started = time.monotonic()
+    ready = ready_file(procs.settings, procs.settings.mqtt.client_id)
+    ready.unlink(missing_ok=True)
+    procs.bridge = Child(name, ["ingest", "run"], procs.settings, procs.logs).start()
+    bridge = procs.bridge
+    wait_until(
+        lambda: alive(bridge) and ready.exists(), timeout_s, what="the new bridge subscribed"
+    )
+    return time.monotonic() - started
+
+
+def alive(child: Child) -> bool:
+    """True, or the child's death as an error (for ``wait_until`` predicates)."""
+    child.check_alive()
+    return True
+
+
+def restart_worker(procs: DemoProcs, index: int, name: str) -> None:
+    procs.pool[index] = Child(name, ["streams", "run"], procs.settings, procs.logs).start()
+
+
+def pause(child: Child) -> None:
+    """SIGSTOP the child's process group (it keeps its sockets, does nothing)."""
+    os.killpg(child.pid, signal.SIGSTOP)
+
+
+def resume(child: Child) -> None:
+    os.killpg(child.pid, signal.SIGCONT)
+
+
+def log_dir(settings: Settings) -> Path:
+    return settings.stack.var_dir / "log" / settings.kafka.topic_prefix
