@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from gridwatch.credentials import ensure_credentials
 from gridwatch.influx import query, rows
 from gridwatch.kafka import all_topics, consumer_lag, read_topic
 from gridwatch.procs import Child, wait_until
+from gridwatch.scoreboard import score_run
 from gridwatch.settings import Settings, load_settings
 from gridwatch.stack import Stack
 from ingest.cli import ready_file
@@ -319,6 +319,7 @@ def _tickets(settings: Settings) -> list[dict[str, Any]]:
                     "severity": t.severity,
                     "source": t.source,
                     "created_at": _aware(t.created_at),
+                    "closed_at": _aware(t.closed_at) if t.closed_at is not None else None,
                     "why": t.why,
                 }
                 for t in s.scalars(select(Ticket).order_by(Ticket.created_at))
@@ -374,25 +375,6 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def score(result: DemoResult, category: str = "waterlogging") -> tuple[int, int, list[float]]:
-    """(incidents of ``category`` complained about, of which pre-empted, their lead minutes)."""
-    first_ticket: dict[str, datetime] = {}
-    for t in result.tickets:
-        if t["source"] != "complaint":
-            first_ticket.setdefault(t["incident_key"], t["created_at"])
-    complained = 0
-    leads: list[float] = []
-    for inc in result.incidents:
-        if inc["first_complaint_at"] is None or inc["category"] != category:
-            continue
-        complained += 1
-        raised = first_ticket.get(inc["incident_key"])
-        first_call = datetime.fromisoformat(inc["first_complaint_at"])
-        if raised is not None and raised <= first_call:
-            leads.append((first_call - raised).total_seconds() / 60)
-    return complained, len(leads), leads
-
-
 def print_summary(result: DemoResult, settings: Settings) -> None:
     points = Table(title=f"InfluxDB (database {settings.influx.database!r})")
     points.add_column("measurement")
@@ -429,20 +411,25 @@ def print_summary(result: DemoResult, settings: Settings) -> None:
         f"published {result.published:,} device messages of {result.scenario} "
         f"in {result.seconds:.0f} s; dead-lettered: {dead}"
     )
+    scores = score_run(result.tickets, result.incidents, result.complaints, grids=0, duration_s=0)
     board = Table(title="未诉先办: incidents residents called 12345 about")
     for col in (
         "category",
         "called about",
         "ticket before the first call",
         "median minutes earlier",
+        "proactive tickets right",
     ):
         board.add_column(col, justify="left" if col == "category" else "right")
-    for category in sorted({i["category"] for i in result.incidents}):
-        complained, preempted, leads = score(result, category)
-        if complained:
-            median = f"{statistics.median(leads):.0f}" if leads else "-"
+    for c in [*scores.categories.values(), scores.overall]:
+        if c.complained or c.proactive_tickets:
+            median = c.lead_complaint_min.median
             board.add_row(
-                category, str(complained), f"{preempted} ({preempted / complained:.0%})", median
+                c.category,
+                str(c.complained),
+                f"{c.preempted} ({c.preemption_rate:.0%})" if c.complained else "-",
+                "-" if median is None else f"{median:.0f}",
+                f"{c.true_tickets}/{c.proactive_tickets}",
             )
     console.print(board)
     console.print(

@@ -17,13 +17,14 @@ definition of the metrics for ``gridwatch evaluate`` and ``gridwatch demo``:
   ticket came after the incident became worth a call).
 * Recall = incidents with any ticket (about it, or one its complaints were filed to)
   / incidents, over the complaint-worthy ones (headline) and over all.
-* Duplicates: a ticket about an incident raised while another of its tickets was still
-  active (must be 0). Re-raised: a later ticket after the previous one closed while the
-  incident went on (allowed, counted).
+* Duplicates: a ticket about an incident (or opened by its calls) raised while another
+  of its tickets was still active, in event time (must be 0); *reactive* duplicates are
+  calls' tickets opened beside an active proactive one. Re-raised: a later ticket after
+  the previous one closed while the incident went on (allowed, counted).
 * Device faults: each lasting fault of the truth is a ``device_fault`` incident; it was
   raised as maintenance when a ``device_fault`` ticket is about it, and *raised as a
   flood* when a false waterlogging ticket was raised at the failed sensor's site during
-  the fault.
+  the fault (at any time for a skewed clock, whose stamps are off).
 * ``device_fault`` is scored in its own section; the overall row covers the street
   incidents (every other category).
 """
@@ -177,16 +178,21 @@ def tickets_about(
     return sorted(out, key=lambda t: (t.created_at, t.id))
 
 
-def _concurrent(tickets: Sequence[TicketRec]) -> tuple[int, int]:
-    """(duplicates, re-raised) among one incident's tickets."""
-    duplicates = reraised = 0
+def _concurrent(tickets: Sequence[TicketRec]) -> tuple[int, int, int]:
+    """(duplicates, of which reactive, re-raised) among one incident's tickets.
+
+    A reactive duplicate is a complaint's ticket opened while a proactive ticket of the
+    incident was active (in event time): the complaint was not linked to it.
+    """
+    duplicates = reactive = reraised = 0
     ordered = sorted(tickets, key=lambda t: (t.created_at, t.id))
     for i, t in enumerate(ordered[1:], start=1):
         if any(p.active_at(t.created_at) or p.created_at == t.created_at for p in ordered[:i]):
             duplicates += 1
+            reactive += int(not t.proactive)
         else:
             reraised += 1
-    return duplicates, reraised
+    return duplicates, reactive, reraised
 
 
 def _minutes(a: datetime, b: datetime) -> float:
@@ -215,6 +221,7 @@ class IncidentOutcome:
     late_min: float | None  # set when the first proactive ticket came after the call
     tickets: tuple[str, ...]
     duplicates: int
+    duplicates_reactive: int
     reraised: int
 
     @property
@@ -233,7 +240,7 @@ def judge_incident(
     filed = {complaint_ticket[c] for c in incident.complaint_ids if c in complaint_ticket}
     reactive = [by_id[i] for i in sorted(filed) if i in by_id and not by_id[i].proactive]
     every = {t.id for t in own} | filed
-    duplicates, reraised = _concurrent([*own, *reactive])
+    duplicates, dup_reactive, reraised = _concurrent([*own, *reactive])
     call = incident.first_complaint_at
     first = own[0] if own else None
     lead_c = lead_w = late = None
@@ -276,6 +283,7 @@ def judge_incident(
         late_min=late,
         tickets=tuple(sorted(every)),
         duplicates=duplicates,
+        duplicates_reactive=dup_reactive,
         reraised=reraised,
     )
 
@@ -377,6 +385,7 @@ class CategoryScore:
     ticketed_all: int
     recall_all: float | None
     duplicates: int
+    duplicates_reactive: int
     reraised: int
     leads: tuple[float, ...] = field(default=(), repr=False)  # to the first call
 
@@ -422,6 +431,7 @@ def score_category(
         ticketed_all=sum(1 for o in outcomes if o.ticketed),
         recall_all=_ratio(sum(1 for o in outcomes if o.ticketed), len(outcomes)),
         duplicates=sum(o.duplicates for o in outcomes),
+        duplicates_reactive=sum(o.duplicates_reactive for o in outcomes),
         reraised=sum(o.reraised for o in outcomes),
         leads=leads,
     )
@@ -463,12 +473,14 @@ def score_faults(
         row[0] += 1
         row[1] += int(out.ticketed)
         hi = None if inc.end is None else inc.end + timedelta(minutes=params.after_min)
+        # a skewed clock stamps readings (and so tickets) away from when they happened
+        skewed = inc.detail == "clock_skew"
         row[2] += int(
             kind == "water"
             and any(
                 t.incident_key.endswith(f":site-{inc.site}")
-                and inc.start <= t.created_at
-                and (hi is None or t.created_at <= hi)
+                and (skewed or inc.start <= t.created_at)
+                and (skewed or hi is None or t.created_at <= hi)
                 for t in false_floods
             )
         )
@@ -492,6 +504,8 @@ class Scoreboard:
     tickets: tuple[TicketOutcome, ...]
     grids: int
     days: float
+    calls_filed: int = 0  # complaint rows in the store
+    calls_pre_empted_in_store: int = 0  # of which the store linked to a proactive ticket
 
     @property
     def duplicates(self) -> int:
@@ -504,6 +518,8 @@ class Scoreboard:
                 "grids": self.grids,
                 "days": self.days,
                 "duplicates": self.duplicates,
+                "calls_filed": self.calls_filed,
+                "calls_pre_empted_in_store": self.calls_pre_empted_in_store,
                 "overall": self.overall,
                 "categories": self.categories,
                 "device_faults": self.faults,
@@ -547,7 +563,8 @@ def score_run(
     """
     recs = tickets_from_dicts(tickets)
     truth = incidents_from_dicts(incidents)
-    links = {str(c["id"]): str(c["ticket_id"]) for c in complaints if c.get("ticket_id")}
+    calls = list(complaints)
+    links = {str(c["id"]): str(c["ticket_id"]) for c in calls if c.get("ticket_id")}
     by_id = {t.id: t for t in recs}
     outcomes = [judge_incident(i, recs, by_id, links, params) for i in truth]
     ticket_outcomes = judge_tickets(recs, truth, params)
@@ -584,6 +601,8 @@ def score_run(
         tickets=tuple(ticket_outcomes),
         grids=grids,
         days=days,
+        calls_filed=len(calls),
+        calls_pre_empted_in_store=sum(1 for c in calls if c.get("pre_empted")),
     )
 
 

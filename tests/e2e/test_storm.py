@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gridwatch.demo import DemoResult, run_demo, score
+from gridwatch.demo import DemoResult, run_demo
 from gridwatch.procs import settings_env
+from gridwatch.scoreboard import score_run
 from gridwatch.settings import Settings
 from simulators.scenario import load_scenario
 from tests.e2e.conftest import blind_sites
@@ -45,10 +46,11 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     ticketed = {t["incident_key"] for t in result.tickets if t["category"] == "waterlogging"}
     missed = [i["incident_key"] for i in seen if i["incident_key"] not in ticketed]
     assert not missed, f"complaint-worthy floods at working sensors without a ticket: {missed}"
-    complained, preempted, leads = score(result)
-    assert complained > 0
-    assert preempted >= 0.8 * complained, (preempted, complained)
-    assert min(leads) >= 0
+    board = score_run(result.tickets, result.incidents, result.complaints, grids=1, duration_s=1)
+    floods = board.categories["waterlogging"]
+    assert floods.complained > 0
+    assert floods.preempted >= 0.8 * floods.complained, (floods.preempted, floods.complained)
+    assert min(floods.leads) >= 0
     # the residents' calls went through gw.complaints and were linked by the worker
     flood_calls = [c for c in result.complaints if c["category"] == "waterlogging"]
     assert flood_calls

@@ -185,6 +185,7 @@ def test_concurrent_tickets_are_duplicates_and_later_ones_re_raised() -> None:
         complaints=[{"id": "c1", "ticket_id": "r1"}],
     )
     assert dup.categories["waterlogging"].duplicates == 2
+    assert dup.categories["waterlogging"].duplicates_reactive == 1  # r1: call not linked
     assert dup.duplicates == 2
     assert dup.incidents[0].outcome == "pre-empted"
     again = board(
@@ -250,6 +251,30 @@ def test_device_faults_raised_as_maintenance_not_as_floods() -> None:
     # device faults stay out of the street incidents' overall row
     assert "device_fault" not in b.categories
     assert b.overall.proactive_tickets == 1 and b.overall.false_tickets == 1
+
+
+def test_a_skewed_clock_floods_at_any_time() -> None:
+    skew = "G02:device_fault:wl-2"
+    b = board(
+        [ticket("f1", "G02:waterlogging:site-wl-2", -120)],  # stamped 2 h early
+        [incident(skew, 0, None, detail="clock_skew")],
+        device_kinds={"wl-2": "water"},
+    )
+    assert b.faults.as_flood == 1
+    assert b.faults.as_maintenance == 0
+
+
+def test_the_store_s_view_of_the_calls() -> None:
+    b = board(
+        [ticket("t1", WL, 10)],
+        [incident(WL, 15, 90, worthy=30, call=42, calls=("c1", "c2"))],
+        complaints=[
+            {"id": "c1", "ticket_id": "t1", "pre_empted": True},
+            {"id": "c2", "ticket_id": "t1", "pre_empted": False},
+        ],
+    )
+    assert (b.calls_filed, b.calls_pre_empted_in_store) == (2, 1)
+    assert b.to_dict()["calls_pre_empted_in_store"] == 1
 
 
 def test_spread_percentiles() -> None:
