@@ -80,6 +80,9 @@ def run_abuse(
         }
     )
     stack = Stack(s)
+    down = [st.name for st in stack.status() if st.name != "influxdb" and not st.healthy]
+    if down:
+        raise StackError(f"{', '.join(down)} not running; start the stack: gridwatch stack up")
     before = _provisioned(s)
     stack.provision_devices(sorted(before | pools.logins()))
     children: list[Child] = []
@@ -386,20 +389,28 @@ def summarise(
         },
         "work_dir": str(work),
     }
-    passed = (
-        crashes == 0
-        and not figures["classes_failed"]
-        and acl_tried == acl_refused
-        and spy_messages == 0
-        and hijack["arrived"] == hijack["sent"]
-        and hijack["messages_received"] == 0
-        and refused_leaks == 0
-        and not lost
-        and not leaks
-        and sweep is not None
-        and not sweep.violations
-        and not sweep.unmapped
-    )
+    checks = [
+        (crashes == 0, f"{crashes} crash(es): 5xx, dead child, traceback or decoder bug"),
+        (
+            not figures["classes_failed"],
+            f"classes without their outcome: {figures['classes_failed'][:8]}",
+        ),
+        (acl_tried == acl_refused, f"{acl_tried - acl_refused} ACL violation(s) not refused"),
+        (spy_messages == 0, f"{spy_messages} message(s) delivered to forbidden subscriptions"),
+        (
+            hijack["arrived"] == hijack["sent"] and hijack["messages_received"] == 0,
+            f"a device in the bridge's share group made {hijack['sent'] - hijack['arrived']} "
+            f"of {hijack['sent']} readings vanish",
+        ),
+        (refused_leaks == 0, f"{refused_leaks} refused message(s) reached Kafka"),
+        (not lost, f"{len(lost)} valid reading(s) lost"),
+        (not leaks, f"{len(leaks)} unexpected reading(s) in Kafka"),
+        (sweep is not None, f"API sweep did not run: {api_result.get('error')}"),
+        (sweep is None or not sweep.violations, "API calls answered with a wrong status"),
+        (sweep is None or not sweep.unmapped, "API routes the sweep does not know"),
+    ]
+    figures["failures"] = [what for ok, what in checks if not ok]
+    passed = not figures["failures"]
     return {"name": "abuse", "passed": passed, "holds": HOLDS, "figures": figures}
 
 
