@@ -40,7 +40,7 @@ class DetectorParams:
     quiet_gain: float = 0.0
     warmup: float = 60.0
     refractory: float = 150.0
-    threshold: float = 0.9865  # alert when the score reaches this (NAB-tuned)
+    threshold: float = 0.98425  # alert when the score reaches this (NAB-tuned)
     refractory_level: float = 0.985  # a score this high starts the refractory period
     heat_gain: float = 0.3  # z-units added per recent alert (fewer repeats in noisy series)
     heat_decay: float = 0.999  # per reading
@@ -53,6 +53,10 @@ class DetectorParams:
     alpha_season: float = 0.05
     season_min_count: float = 3.0
     use_season: float = 1.0  # 0 ignores the seasonal profile, 1 takes min(raw, seasonal)
+    # Huber-style learning: a residual beyond this many spreads moves the baseline only as
+    # far as one this size would (0 disables), so an anomaly does not become the baseline
+    level_clip: float = 3.0  # fast and slow levels, after the warm-up
+    season_clip: float = 2.0  # the hour-of-period bin, once it has season_min_count readings
 
 
 SEASON_BINS = 24
@@ -94,6 +98,10 @@ _SD = [f"sd{i}" for i in range(SEASON_BINS)]
 _SC = [f"sc{i}" for i in range(SEASON_BINS)]
 
 
+def _clip(residual: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    return np.clip(residual, -limit, limit)
+
+
 def _kernel(
     rows: Arrays, inp: dict[str, np.ndarray], p: Any
 ) -> tuple[Arrays, dict[str, np.ndarray]]:
@@ -110,8 +118,10 @@ def _kernel(
     floor = np.maximum(p.abs_floor, p.rel_floor * np.abs(m_slow))
     # score before learning
     step = np.abs(x - last)
-    r_fast = np.abs(x - m_fast) / np.maximum(1.25 * d_fast, floor)
-    r_slow = np.abs(x - m_slow) / np.maximum(1.25 * d_slow, floor)
+    lim_fast = np.maximum(1.25 * d_fast, floor)
+    lim_slow = np.maximum(1.25 * d_slow, floor)
+    r_fast = np.abs(x - m_fast) / lim_fast
+    r_slow = np.abs(x - m_slow) / lim_slow
     r_step = step / np.maximum(1.25 * step_slow, floor)
     quiet = p.quiet_gain * np.log(np.maximum(step_slow, floor) / np.maximum(step_fast, floor))
     raw = np.maximum(np.maximum(r_fast, r_slow), np.maximum(r_step, quiet))
@@ -155,13 +165,16 @@ def _kernel(
     cooldown = np.where(fired, p.refractory, np.maximum(rows["cooldown"] - 1, 0.0))
     # learn
     af, as_ = p.alpha_fast, p.alpha_slow
+    clip_on = (p.level_clip > 0) & (n >= p.warmup)
+    res_fast = _clip(x - m_fast, np.where(clip_on, p.level_clip * lim_fast, np.inf))
+    res_slow = _clip(x - m_slow, np.where(clip_on, p.level_clip * lim_slow, np.inf))
     new = {
         "n": n + 1,
         "last": x,
-        "m_fast": m_fast + af * (x - m_fast),
-        "d_fast": d_fast + af * (np.abs(x - m_fast) - d_fast),
-        "m_slow": m_slow + as_ * (x - m_slow),
-        "d_slow": d_slow + as_ * (np.abs(x - m_slow) - d_slow),
+        "m_fast": m_fast + af * res_fast,
+        "d_fast": d_fast + af * (np.abs(res_fast) - d_fast),
+        "m_slow": m_slow + as_ * res_slow,
+        "d_slow": d_slow + as_ * (np.abs(res_slow) - d_slow),
         "step_fast": np.where(first, 0.0, step_fast + af * (step - step_fast)),
         "step_slow": np.where(first, 0.0, step_slow + as_ * (step - step_slow)),
         "u_short": u_short,
@@ -176,13 +189,16 @@ def _kernel(
     new["g_neg"] = np.where(fired, 0.0, g_neg)
     a_s = np.where(sc < 1.0 / p.alpha_season, 1.0 / (sc + 1.0), p.alpha_season)
     learn_season = ok & has_ts
-    sm_new = sm + a_s * (x - sm)
-    sd_new = np.where(sc > 0, sd + a_s * (np.abs(x - sm) - sd), 0.0)
+    season_on = (p.season_clip > 0) & (sc >= p.season_min_count)
+    res_s = _clip(x - sm, np.where(season_on, p.season_clip * np.maximum(1.25 * sd, floor), np.inf))
+    sm_new = sm + a_s * res_s
+    sd_new = np.where(sc > 0, sd + a_s * (np.abs(res_s) - sd), 0.0)
+    li, bi = ar[learn_season], b[learn_season]
+    sm_all[li, bi] = sm_new[learn_season]
+    sd_all[li, bi] = sd_new[learn_season]
+    sc_all[li, bi] = np.minimum(sc + 1.0, 1e6)[learn_season]
     for j in range(SEASON_BINS):
-        hit = learn_season & (b == j)
-        new[_SM[j]] = np.where(hit, sm_new, rows[_SM[j]])
-        new[_SD[j]] = np.where(hit, sd_new, rows[_SD[j]])
-        new[_SC[j]] = np.where(hit, np.minimum(sc + 1.0, 1e6), rows[_SC[j]])
+        new[_SM[j]], new[_SD[j]], new[_SC[j]] = sm_all[:, j], sd_all[:, j], sc_all[:, j]
     out_rows = {k: np.where(ok, v, rows[k]) for k, v in new.items()}
     score = np.where(ok, np.clip(score, 0.0, 1.0), 0.0)
     alert = ok & (score >= p.threshold)

@@ -187,3 +187,53 @@ def test_detector_fires_on_a_jump_and_not_on_noise():
     alerts = np.flatnonzero(scores >= detectors.DetectorParams().threshold)
     assert np.any((alerts >= 1500) & (alerts < 1510))
     assert np.sum(alerts < 1500) <= 8
+
+
+def _warm_state(n: int = 400, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    ts = 1_690_000_000.0 + 300.0 * np.arange(n)
+    x = 10 + rng.normal(0, 1, n)
+    state = detectors.DetectorState()
+    for t, v in zip(ts, x, strict=True):
+        state, _ = detectors.step(state, (float(t), float(v)), detectors.DetectorParams())
+    return state, float(ts[-1])
+
+
+@pytest.mark.parametrize("clip", [3.0, 0.0])
+def test_an_outlier_moves_the_levels_only_as_far_as_the_clip(clip):
+    state, t = _warm_state()
+    params = detectors.DetectorParams(level_clip=clip)
+    after, out = detectors.step(state, (t + 300.0, 1_000.0), params)
+    assert out.alert
+    unclipped = params.alpha_fast * (1_000.0 - state.m_fast)
+    moved = after.m_fast - state.m_fast
+    if clip:
+        assert 0 < moved <= params.alpha_fast * clip * 1.25 * state.d_fast + 1e-12
+        assert after.m_slow - state.m_slow <= params.alpha_slow * clip * 1.25 * state.d_slow
+    else:
+        assert moved == pytest.approx(unclipped)
+
+
+def test_an_outlier_moves_its_seasonal_bin_only_as_far_as_the_clip():
+    state, t = _warm_state(n=24 * 12 * 5)  # five days of 5-minute readings
+    params = detectors.DetectorParams()
+    ts = t + 300.0
+    b = int((ts % params.season_period_s) / params.season_period_s * detectors.SEASON_BINS)
+    before = state.to_dict()
+    after, _ = detectors.step(state, (ts, 1_000.0), params)
+    a_s = params.alpha_season
+    limit = a_s * params.season_clip * 1.25 * before[f"sd{b}"]
+    assert 0 < after.to_dict()[f"sm{b}"] - before[f"sm{b}"] <= limit + 1e-12
+
+
+def test_a_level_shift_is_still_learned():
+    rng = np.random.default_rng(4)
+    n = 6000
+    ts = 1_690_000_000.0 + 300.0 * np.arange(n)
+    x = 10 + rng.normal(0, 1, n)
+    x[2000:] += 12
+    params = detectors.DetectorParams()
+    scores = detectors.score_series(x[:, None], params, ts[:, None])[:, 0]
+    assert scores[2000:2010].max() >= params.threshold
+    # the new level becomes the baseline: no alerts once it has been learned
+    assert scores[4500:].max() < params.threshold

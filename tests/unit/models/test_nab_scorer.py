@@ -93,6 +93,7 @@ def test_our_detector_on_the_development_categories():
     res = evaluate.evaluate_nab(ROOT)
     assert res["windows"] == 39
     std = res["ours"]["standard"]["normalised_at_tuned_threshold"]
-    # measured 65.4 with the committed parameters; the target is 67
-    assert std >= 65.0
+    # measured 71.7 with the committed parameters (θ tuned on these files); the issue's
+    # target is 67, Numenta HTM's published per-file scores on the same files give 66.9
+    assert std >= 67.0
     assert res["published"]["numenta"]["standard"] == pytest.approx(66.88, abs=0.01)
