@@ -197,6 +197,7 @@ def evaluate_cmd(
         trained = model if not isinstance(model, ff.ReservoirForecaster) else None
         results["storms"] = evaluate_flood.evaluate_storms(sets, trained)
         results["flood_forecaster"] = note
+        results["flood_vs_persistence"] = evaluate_flood.versus_persistence(results)
         progress.advance(task)
     if "bikes" in results:
         results["bikes"]["threshold"] = detectors.DetectorParams().threshold  # type: ignore[index]

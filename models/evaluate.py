@@ -64,6 +64,7 @@ def evaluate_nab(root: Path, params: detectors.DetectorParams | None = None) -> 
             "profile_optimal_threshold": round(theta, 6),
         }
     published: dict[str, dict[str, float]] = {}
+    published_std: dict[str, dict[str, float]] = {}  # per-file standard scores
     for det_dir in sorted((root / "results").iterdir()):
         if not det_dir.is_dir():
             continue
@@ -76,15 +77,28 @@ def evaluate_nab(root: Path, params: detectors.DetectorParams | None = None) -> 
                     published.setdefault(det_dir.name, {})[profile] = round(
                         nab.normalise(total, n_windows, profile), 2
                     )
+                    if profile == "standard":
+                        published_std[det_dir.name] = {f: rows[f]["Score"] for f in files}
     per_file = {
         f: round(nab.score_file(lays[f], scores[f], params.threshold).score, 3) for f in files
     }
+    per_category: dict[str, Any] = {}
+    for cat in nab.DEV_CATEGORIES:
+        in_cat = [f for f in files if f.split("/")[0] == cat]
+        wins_cat = sum(lays[f].n_windows for f in in_cat)
+        entry: dict[str, Any] = {"files": len(in_cat), "windows": wins_cat, "raw_standard": {}}
+        entry["raw_standard"]["ours"] = round(sum(per_file[f] for f in in_cat), 3)
+        for det in ("numenta", "ARTime", "contextOSE"):
+            if det in published_std:
+                entry["raw_standard"][det] = round(sum(published_std[det][f] for f in in_cat), 3)
+        per_category[cat] = entry
     return {
         "files": len(files),
         "windows": n_windows,
         "ours": ours,
         "published": published,
         "per_file_standard": per_file,
+        "per_category_standard": per_category,
     }
 
 

@@ -105,4 +105,8 @@ def test_evaluate_writes_report_json_and_pngs(trained, tmp_path):
     assert any("nab: skipped" in x for x in doc["not_done"])
     text = (out / "report.md").read_text()
     assert "FloodNet" in text and "Simulated storms" in text
+    rows = doc["flood_vs_persistence"]
+    assert {r["horizon_min"] for r in rows} == {15, 30, 60}
+    assert all(isinstance(r["beats_persistence"], bool) for r in rows)
+    assert "against persistence" in text
     assert list(out.glob("*.png"))

@@ -150,3 +150,36 @@ def test_storm_generator_is_seeded():
     b = storms.simulate(5, n_sites=3, minutes=300)
     np.testing.assert_array_equal(a.depth_obs, b.depth_obs)
     assert not np.array_equal(a.rain_mm, storms.simulate(6, n_sites=3, minutes=300).rain_mm)
+
+
+def _storm_result(mae, mae_p, tp_fp_fn, tp_fp_fn_p):
+    def skill(counts):
+        return dict(zip(("tp", "fp", "fn"), counts, strict=True))
+
+    hr = {"mae_cm": {"persistence": mae_p, "reservoir": mae}}
+    for thr in ff.THRESHOLDS_CM:
+        hr[f"exceed_{thr:g}cm_reservoir"] = skill(tp_fp_fn)
+        hr[f"exceed_{thr:g}cm_persistence"] = skill(tp_fp_fn_p)
+    return {"run": {"+15min": hr}}
+
+
+@pytest.mark.parametrize(
+    ("mae", "mae_p", "ours", "pers", "mae_beats", "csi_beats"),
+    [
+        (1.0, 2.0, (5, 1, 1), (3, 1, 3), True, True),
+        (1.0, 2.0, (0, 0, 0), (0, 0, 0), True, True),  # nothing exceeded, nobody warned
+        (2.5, 2.0, (5, 1, 1), (3, 1, 3), False, True),  # worse depth
+        (1.0, 2.0, (2, 4, 4), (3, 1, 3), True, False),  # worse warnings
+        (1.0, 2.0, (0, 5, 0), (0, 0, 0), True, False),  # false alarms where persistence was silent
+    ],
+)
+def test_versus_persistence_verdict(mae, mae_p, ours, pers, mae_beats, csi_beats):
+    from models.evaluate_flood import versus_persistence
+
+    rows = versus_persistence({"storms": _storm_result(mae, mae_p, ours, pers)})
+    assert {r["forecaster"] for r in rows} == {"reservoir"}
+    assert {r["horizon_min"] for r in rows} == {15}
+    by = {r["measure"]: r["beats_persistence"] for r in rows}
+    assert by["depth MAE (cm)"] is mae_beats
+    assert by["CSI exceed 15 cm"] is csi_beats
+    assert by["CSI exceed 7.6 cm"] is csi_beats
