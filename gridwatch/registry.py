@@ -172,6 +172,19 @@ class Registry:
     def children(self, grid_id: str) -> list[str]:
         return [g.id for g in self.grids.values() if g.parent == grid_id]
 
+    def neighbours_of(self, grid_ids: Iterable[str]) -> dict[str, list[str]]:
+        """For each grid, the other grids of ``grid_ids`` whose polygons touch or overlap
+        it (sharing an edge or a corner), sorted."""
+        ids = list(grid_ids)
+        if not ids:
+            return {}
+        tree = shapely.STRtree([self.geometry[g] for g in ids])
+        out: dict[str, list[str]] = {}
+        for g in ids:
+            hits = tree.query(self.geometry[g], predicate="intersects")
+            out[g] = sorted(ids[int(i)] for i in hits if ids[int(i)] != g)
+        return out
+
     def _place(self, dev: DeviceInfo) -> Placement:
         micro = self.locate(dev.lon, dev.lat, "micro_grid")
         grid = self.ancestor(micro, "grid") if micro else self.locate(dev.lon, dev.lat, "grid")

@@ -58,6 +58,9 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = "gw"
     # Faust application id = consumer group of the stream workers.
     streams_group: str = "gridwatch-streams"
+    # Table store of the stream workers: RocksDB (rocksdict) keeps tables on disk under
+    # var/streams/worker-<slot>, so a restarted worker recovers only the changelog tail.
+    streams_store: Literal["rocksdb", "memory"] = "rocksdb"
     # The bridge packs the readings of one partition into one record every linger_ms.
     # 50 ms: each batch record then carries enough readings that the stream job's
     # fixed cost per call is amortised (measured: ~7 ms per call, 1 or 50 readings).

@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from gridwatch.contracts import DeadLetterReason, ReadingBatch, parse_record
-from gridwatch.errors import ContractError, GridWatchError, SinkError
+from gridwatch.errors import ContractError, SinkError
 from gridwatch.influx import Point
 from streams.sink import dead_letter
 
@@ -39,7 +39,7 @@ def reading_agent(ctx: Any, topic_name: str, handle: Handler) -> Callable[..., A
                 ctx.stats.readings += len(batch.readings)
             except ContractError as exc:
                 await dead_letter(ctx, raw, topic_name, DeadLetterReason(exc.reason), exc.detail)
-            except (GridWatchError, ValueError, KeyError) as exc:
+            except Exception as exc:  # one bad record never stops the agent
                 log.exception("batch of %s failed", topic_name)
                 await dead_letter(ctx, raw, topic_name, DeadLetterReason.PROCESSING, repr(exc))
             ack = partial(manual.ack, event)
@@ -50,3 +50,9 @@ def reading_agent(ctx: Any, topic_name: str, handle: Handler) -> Callable[..., A
                 await ctx.sink.put([], ack)
 
     return agent
+
+
+def device_table(app: faust.App, ctx: Any, name: str) -> Any:
+    """A table of per-device state documents (JSON), co-partitioned with the readings."""
+    # no value_type: values go through the app's JSON serializer as plain dicts
+    return app.Table(name, default=None, partitions=ctx.settings.kafka.partitions)

@@ -7,11 +7,13 @@ so several of them split the partitions between them.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -26,9 +28,11 @@ from gridwatch.registry import Registry
 from gridwatch.settings import Settings
 from streams.bike_scoring import BikeScorer
 from streams.camera_scoring import CameraScorer
+from streams.rain_view import RainView
 from streams.scored_job import register_scored
 from streams.sink import Sink, dead_letter
 from streams.spool import Spool
+from streams.status_scoring import StatusScorer
 from streams.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,7 @@ class JobContext:
     assessments: faust.TopicT
     stats: WorkerStats = field(default_factory=WorkerStats)
     sink: Any = None  # streams.sink.Sink, built once the context exists
+    storm: Any = None  # streams.rain_scoring.StormPicture, refreshed by the rain job
     _tickets: Any = None
 
     def readings(self, app: faust.App, kind: str) -> faust.TopicT:
@@ -149,9 +154,34 @@ def _sink(app: faust.App, ctx: JobContext) -> Sink:
     return sink
 
 
-def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
+def claim_slot(root: Path, limit: int = 64) -> tuple[Path, Any]:
+    """A data directory no other live worker on this host uses: ``root/worker-<n>`` for
+    the lowest ``n`` whose lock file is free (a RocksDB store allows one process). The
+    lock is held as long as the returned file object lives; a restarted worker gets its
+    old slot back, tables included."""
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(limit):
+        lock = open(root / f"worker-{n}.lock", "a")  # noqa: SIM115 - held for the process
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return root / f"worker-{n}", lock
+    raise GridWatchError(f"{limit} stream workers already hold a data slot under {root}")
+
+
+def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
+    """``store``: a Faust store URL; default from ``kafka.streams_store`` (RocksDB tables
+    in a data slot of this worker, or memory)."""
     k = settings.kafka
-    datadir = (settings.stack.var_dir / "streams").resolve()
+    root = (settings.stack.var_dir / "streams").resolve()
+    datadir, lock = root, None
+    if store is None:
+        store = "rocksdb://" if k.streams_store == "rocksdb" else "memory://"
+    if store.startswith("rocksdb"):
+        # per consumer group: another app's tables (other changelogs) never mix in
+        datadir, lock = claim_slot(root / k.streams_group)
     app = GridWatchApp(
         k.streams_group,
         broker=f"kafka://{k.bootstrap}",
@@ -174,6 +204,7 @@ def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
         autodiscover=False,
     )
     app.fetch_max_wait_ms = k.fetch_max_wait_ms
+    app.gw_slot_lock = lock  # type: ignore[attr-defined]
 
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(
@@ -189,12 +220,15 @@ def create_app(settings: Settings, *, store: str = "memory://") -> GridWatchApp:
         assessments=raw_topic("assessments"),
     )
     ctx.sink = _sink(app, ctx)
-    from streams import readings_job, ticketing_job, water_job
+    from streams import rain_job, ticketing_job, water_job
 
-    readings_job.register(app, ctx)
-    water_job.register(app, ctx)
+    rain_view = RainView(settings.kafka)
+    app.task(rain_view.run)
+    rain_job.register(app, ctx, rain_view)
+    water_job.register(app, ctx, rain_view)
     register_scored(app, ctx, "bike", BikeScorer(ctx.registry).score)
     register_scored(app, ctx, "camera", CameraScorer(ctx.registry).score)
+    register_scored(app, ctx, "status", StatusScorer(ctx.registry).score)
     ticketing_job.register(app, ctx)
     register_metrics(app, ctx)
     app.gw_context = ctx  # type: ignore[attr-defined]

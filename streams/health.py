@@ -1,25 +1,47 @@
 """Device health: which devices have gone silent, and how urgent that is.
 
-Silence is judged in event time: against the newest reading time the worker has seen
-(its watermark), a device is silent when it has not reported for ``factor`` × its
-expected interval. A device whose clock runs far behind looks the same in event time
-and is reported the same way (it needs a technician too). A flood sensor going silent
-while its gauge measures heavy rain is urgent (it may have been swamped or lost power
-when it matters most); in dry weather it is routine maintenance. Both are
-``device_fault`` tickets, never flood tickets.
+A device that stopped reporting is *silent* (late: a radio dropout, a gateway down) or
+*dead* (gone for ``DEAD_AFTER_S``, or its battery ran down — see
+``streams.status_scoring``); a silent device that stays away long enough is reported
+again as dead, on the same incident. Silence is judged in event time: against the newest
+reading time the worker has seen (its watermark), a device is silent when it has not
+reported for ``factor`` × its expected interval. A device whose clock runs far behind
+looks the same in event time and is reported the same way (it needs a technician too). A
+flood sensor going silent while its gauge measures heavy rain is urgent (it may have
+been swamped or lost power when it matters most); in dry weather it is routine
+maintenance. Both are ``device_fault`` tickets, never flood tickets.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Literal
 
 from gridwatch.contracts import Alert, Category, Severity, incident_key
 from gridwatch.registry import Placement
+from streams.status_scoring import EMPTY_V, LOW_V, battery_trend
 
 SILENT_FACTOR = 5.0
+DEAD_AFTER_S = 6 * 3600.0  # gone this long: dead, whatever the battery said
 HEAVY_RAIN_MM_H = 10.0
-RULE_VERSION = "health-1"
+RULE_VERSION = "health-2"
+Health = Literal["silent", "dead"]
+
+
+def classify(silent_for_s: float, battery: Mapping[str, float] | None) -> tuple[Health, str]:
+    """Silent (late: a radio dropout, a gateway down) or dead (long gone, or its battery
+    ran down: last voltage low, or its trend says it is empty by now), and why."""
+    volts, slope = battery_trend(battery)
+    if silent_for_s >= DEAD_AFTER_S:
+        return "dead", f"gone for {silent_for_s / 3600:.0f} h"
+    if math.isfinite(volts):
+        since_h = (silent_for_s) / 3600.0
+        projected = volts + min(slope, 0.0) * since_h
+        if volts <= LOW_V or projected <= EMPTY_V:
+            return "dead", f"battery ran down (last {volts:.2f} V, {slope:+.2f} V/h)"
+    return "silent", "battery fine" if math.isfinite(volts) else "no battery reading"
 
 
 def silent_devices(
@@ -40,22 +62,34 @@ def silent_devices(
 
 
 def silence_alert(
-    placement: Placement, last_seen: float, silent_for_s: float, rain_mm_h: float
+    placement: Placement,
+    last_seen: float,
+    silent_for_s: float,
+    rain_mm_h: float,
+    battery: Mapping[str, float] | None = None,
 ) -> Alert:
+    """A device_fault alert for a device gone quiet: silent or dead (``classify``); in
+    heavy rain urgent (critical), a dead device major, a silent one minor."""
     device = placement.device.device_id
     key = incident_key(placement.grid_id, Category.DEVICE_FAULT, device)
     heavy = rain_mm_h >= HEAVY_RAIN_MM_H
+    health, because = classify(silent_for_s, battery)
     minutes = silent_for_s / 60
     # In event time a device whose clock runs behind looks the same as a silent one;
     # both need a technician, and the why says so.
-    quiet = f"{device} silent for {minutes:.0f} min (or its clock is behind)"
+    quiet = f"{device} {health} ({because}): no reading for {minutes:.0f} min"
+    if health == "silent":
+        quiet += " (or its clock is behind)"
     why = f"{quiet} during heavy rain ({rain_mm_h:.0f} mm/h): urgent" if heavy else quiet
+    severity = (
+        Severity.CRITICAL if heavy else Severity.MAJOR if health == "dead" else Severity.MINOR
+    )
     return Alert(
-        alert_id=f"{key}:silent:{int(last_seen * 1000)}",
+        alert_id=f"{key}:{health}:{int(last_seen * 1000)}",
         incident_key=key,
         kind="maintenance",
         category=Category.DEVICE_FAULT,
-        severity=Severity.CRITICAL if heavy else Severity.MINOR,
+        severity=severity,
         grid_id=placement.grid_id,
         district_id=placement.district_id,
         site=device,
@@ -63,7 +97,12 @@ def silence_alert(
         lon=placement.device.lon,
         lat=placement.device.lat,
         why=why,
-        evidence={"device_ids": [device], "last_seen": last_seen, "rain_mm_h": rain_mm_h},
+        evidence={
+            "device_ids": [device],
+            "last_seen": last_seen,
+            "rain_mm_h": rain_mm_h,
+            "health": health,
+        },
         rule_version=RULE_VERSION,
     )
 

@@ -36,6 +36,7 @@ class RainView:
         self.replay_hours = replay_hours
         self.states: dict[str, dict[str, float]] = {}
         self.records = 0
+        self.newest_ts: float | None = None  # event time of the newest rain reading
         self.ready = asyncio.Event()
 
     def get(self, gauge: str) -> Mapping[str, float] | None:
@@ -54,6 +55,7 @@ class RainView:
         mm = np.array([np.nan if r.rain_mm is None else r.rain_mm for r in readings])
         ih = np.array([np.nan if r.intensity_mm_h is None else r.intensity_mm_h for r in readings])
         self.states.update(rain_state_update(self.states, ids, ts, mm, ih))
+        self.newest_ts = max(self.newest_ts or float("-inf"), float(ts.max()))
         self.records += 1
 
     async def run(self) -> None:

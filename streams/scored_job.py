@@ -16,7 +16,7 @@ import faust
 
 from gridwatch.contracts import ReadingBase, ReadingBatch
 from gridwatch.influx import Point
-from streams.agent import reading_agent
+from streams.agent import device_table, reading_agent
 from streams.batch_state import fresh, stamp
 from streams.influx_sink import alert_point, assessment_point, reading_points
 
@@ -52,9 +52,7 @@ async def apply_result(
 
 
 def register_scored(app: faust.App, ctx: Any, kind: str, score: Scorer) -> None:
-    table = app.Table(
-        f"{kind}-devices", default=None, value_type=dict, partitions=ctx.settings.kafka.partitions
-    )
+    table = device_table(app, ctx, f"{kind}-devices")
     topic = ctx.readings(app, kind)
 
     async def handle(batch: ReadingBatch) -> list[Point]:

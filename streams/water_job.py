@@ -1,8 +1,8 @@
-"""Water and rain jobs: per-device state in tables, scoring in streams.water_scoring.
+"""Water job: per-site state in a table, scoring in ``streams.water_scoring``.
 
-* rain: ``streams.readings_job`` stores rain readings; each gauge's rain state
-  (5-minute bins of the last hour, intensity, storm start) is kept by every worker's
-  ``RainView``, which reads all rain partitions, so every worker sees every gauge;
+* rain: each gauge's rain state (5-minute bins of the last hour, intensity, storm start)
+  is kept by every worker's ``RainView``, which reads all rain partitions, so every
+  worker sees the gauge of every site (``streams.rain_job`` scores the gauges);
 * water: each site's QC, detector, depth and hygiene state lives in a table
   co-partitioned with ``gw.readings.water`` (the bridge sends a device's readings to
   one partition), recovered from its changelog after a restart.
@@ -23,28 +23,26 @@ from gridwatch.contracts import ReadingBatch, WaterReading
 from gridwatch.influx import Point
 from gridwatch.kafka import partition_for
 from models.flood_forecast import load_forecaster
-from streams.agent import reading_agent
+from streams.agent import device_table, reading_agent
 from streams.batch_state import fresh
 from streams.health import back_alert, silence_alert, silent_devices
 from streams.influx_sink import reading_points
 from streams.rain_view import RainView, gauge_states
 from streams.scored_job import apply_result
+from streams.status_scoring import battery_update
 from streams.water_scoring import WaterScorer
 
 log = logging.getLogger(__name__)
 
 
-def register(app: faust.App, ctx: Any) -> None:
+def register(app: faust.App, ctx: Any, rain_view: RainView) -> None:
     forecaster, note = load_forecaster(ctx.settings.stack.var_dir / "models")
     log.warning("flood forecaster: %s", note)
     scorer = WaterScorer(ctx.registry, forecaster)
-    rain_view = RainView(ctx.settings.kafka)
-    site_table = app.Table(
-        "water-sites", default=None, value_type=dict, partitions=ctx.settings.kafka.partitions
-    )
+    site_table = device_table(app, ctx, "water-sites")
     water_topic = ctx.readings(app, "water")
 
-    silent: set[str] = set()  # devices this worker has reported silent
+    silent: dict[str, str] = {}  # device → "silent" | "dead", as this worker reported it
     # Newest reading time per partition (event time): a device is judged against its own
     # partition, so a partition that lags behind another never makes its devices look quiet.
     watermark: dict[int, float] = {}
@@ -57,7 +55,7 @@ def register(app: faust.App, ctx: Any) -> None:
             watermark[part] = max(watermark.get(part, float("-inf")), r.ts.timestamp())
         for r in readings:
             if r.device_id in silent:
-                silent.discard(r.device_id)
+                del silent[r.device_id]
                 back = back_alert(ctx.registry.placement(r.device_id), r.ts)
                 await ctx.alerts.send(
                     key=back.incident_key.encode(), value=back.model_dump_json().encode()
@@ -68,37 +66,48 @@ def register(app: faust.App, ctx: Any) -> None:
             return reading_points(readings)
         gauges = gauge_states(rain_view, {scorer.gauge_of.get(r.device_id) for r in scored})
         result = scorer.score(scored, stored, gauges)
+        for r in scored:  # the battery record tells a dead sensor from a silent one
+            state: dict[str, Any] = result.states[r.device_id]
+            if "batt" not in state:
+                state["batt"] = (stored.get(r.device_id) or {}).get("batt")
+            state["batt"] = battery_update(state["batt"], r.ts.timestamp(), r.battery_v)
         return await apply_result(ctx, site_table, readings, scored, result)
 
     intervals = {p.device.device_id: p.device.interval_s for p in ctx.registry.devices_of("water")}
 
     @app.timer(5.0)
     async def watch_silence() -> None:
-        """Water sensors quiet for five intervals of event time → device_fault alerts."""
+        """Water sensors quiet for five intervals of event time → device_fault alerts
+        (silent, then dead if they stay away or their battery ran down)."""
         by_part: dict[int, list[tuple[str, float]]] = {}
+        battery: dict[str, Any] = {}
         for device, state in list(site_table.items()):
-            if device in silent:
+            if silent.get(device) == "dead":
                 continue
             last = float(((state or {}).get("hyg") or {}).get("last_ts", float("nan")))
             by_part.setdefault(partition_for(device, partitions), []).append((device, last))
+            battery[device] = (state or {}).get("batt")
         for part, last_seen in by_part.items():
             if part in watermark:
                 for device, quiet in silent_devices(last_seen, intervals, watermark[part]):
-                    await report_silence(device, watermark[part], quiet)
+                    await report_silence(device, watermark[part], quiet, battery[device])
 
-    async def report_silence(device: str, now: float, quiet: float) -> None:
+    async def report_silence(device: str, now: float, quiet: float, battery: Any) -> None:
         placement = ctx.registry.get(device)
         if placement is None:
             return
         gauge = rain_view.get(scorer.gauge_of.get(device) or "") or {}
-        alert = silence_alert(placement, now - quiet, quiet, float(gauge.get("intensity", 0.0)))
-        silent.add(device)
+        rain = float(gauge.get("intensity", 0.0))
+        alert = silence_alert(placement, now - quiet, quiet, rain, battery)
+        health = str(alert.evidence["health"])
+        if silent.get(device) == health:
+            return  # reported already; a silent device is reported again once dead
+        silent[device] = health
         await ctx.alerts.send(
             key=alert.incident_key.encode(), value=alert.model_dump_json().encode()
         )
         ctx.stats.alerts += 1
 
-    app.task(rain_view.run)
     app.agent(water_topic, name="water", concurrency=1)(
         reading_agent(ctx, water_topic.get_topic_name(), handle)
     )

@@ -82,6 +82,14 @@ async def running(sink: Sink, body):  # type: ignore[no-untyped-def]
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def drained(sink: Sink) -> None:
+    for _ in range(400):
+        if not sink.spool.files():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the spool was not drained")
+
+
 def test_batches_by_size_and_acks_only_after_the_write(tmp_path: Path) -> None:
     sink, transport, _ = make(tmp_path, batch_points=10, flush_interval_s=30)
     acked: list[int] = []
@@ -139,8 +147,7 @@ def test_influx_down_spools_acks_and_drains_in_order(tmp_path: Path) -> None:
         assert len(sink.spool.files()) == 6
         assert transport.lines == []
         transport.down = False
-        while sink.spool.files():
-            await asyncio.sleep(0.05)
+        await drained(sink)
 
     asyncio.run(running(sink, body))
     assert transport.lines == [line(i) for i in range(30)]
@@ -154,8 +161,7 @@ def test_new_batches_queue_behind_the_spool(tmp_path: Path) -> None:
     async def body() -> None:
         await sink.put([point(2), point(3)])
         await sink.flush()
-        while sink.spool.files():
-            await asyncio.sleep(0.05)
+        await drained(sink)
 
     asyncio.run(running(sink, body))
     assert transport.lines == [line(i) for i in range(4)]
