@@ -28,12 +28,12 @@ from gridwatch.registry import Registry
 from gridwatch.settings import Settings
 from streams.bike_scoring import BikeScorer
 from streams.camera_scoring import CameraScorer
-from streams.rain_view import RainView
 from streams.scored_job import register_scored
 from streams.sink import Sink, dead_letter
 from streams.spool import Spool
 from streams.status_scoring import StatusScorer
 from streams.transport import Transport
+from streams.views import EvidenceView, RainView
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +223,11 @@ def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
     from streams import rain_job, ticketing_job, water_job
 
     rain_view = RainView(settings.kafka)
+    evidence = EvidenceView(settings.kafka)
     app.task(rain_view.run)
+    app.task(evidence.run)
     rain_job.register(app, ctx, rain_view)
-    water_job.register(app, ctx, rain_view)
+    water_job.register(app, ctx, rain_view, evidence)
     register_scored(app, ctx, "bike", BikeScorer(ctx.registry).score)
     register_scored(app, ctx, "camera", CameraScorer(ctx.registry).score)
     register_scored(app, ctx, "status", StatusScorer(ctx.registry).score)

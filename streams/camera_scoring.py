@@ -131,7 +131,7 @@ class CameraScorer:
                     qc=QcFlag.PASS if ok[j] else QcFlag.SUSPECT,
                     risk=float(np.clip(prob[j].max(), 0.0, 1.0)),
                     model_version="camera-baseline-1",
-                    detail={f"p_{c.value}": float(prob[j, k]) for k, c in enumerate(CATEGORIES)},
+                    detail=_detail(r, prob[j]),
                 )
             )
             for k, c in enumerate(CATEGORIES):
@@ -170,3 +170,11 @@ class CameraScorer:
             },
             rule_version=RULE_VERSION,
         )
+
+
+def _detail(r: CameraReading, prob: np.ndarray) -> dict[str, float]:
+    """Incident probabilities, and the water cover the camera sees (flood fusion)."""
+    detail = {f"p_{c.value}": float(prob[k]) for k, c in enumerate(CATEGORIES)}
+    if r.water_cover is not None:
+        detail["water_cover"] = float(r.water_cover)
+    return detail

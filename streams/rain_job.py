@@ -4,7 +4,7 @@
   ``gw.readings.rain``, stores the readings and one assessment per gauge and batch
   (measurement ``assessment``, kind=rain: rate, accumulations, rain expected in the next
   15/30/60 minutes) and emits the assessments to ``gw.assessments``;
-* every worker's ``RainView`` (``streams.rain_view``) sees every gauge; a timer turns it
+* every worker's ``RainView`` (``streams.views``) sees every gauge; a timer turns it
   into the storm picture — rain rate and next hour per grid, storm cells of touching
   grids in heavy rain, storm mode per district — written to InfluxDB (``rain_grid``,
   ``storm``) at the minute of the newest rain reading. Every worker writes the same
@@ -25,8 +25,8 @@ from streams.agent import device_table, reading_agent
 from streams.batch_state import fresh
 from streams.influx_sink import reading_points
 from streams.rain_scoring import RainScorer, StormCells
-from streams.rain_view import RainView
 from streams.scored_job import apply_result
+from streams.views import RainView
 
 log = logging.getLogger(__name__)
 

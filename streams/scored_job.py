@@ -36,7 +36,7 @@ async def apply_result(
     for device, state in result.states.items():
         table[device] = state
     for assessment in result.assessments:
-        if assessment.forecasts:
+        if assessment.forecasts or "water_cover" in assessment.detail:
             await ctx.assessments.send(
                 key=assessment.device_id.encode(), value=assessment.model_dump_json().encode()
             )

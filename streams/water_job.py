@@ -27,15 +27,15 @@ from streams.agent import device_table, reading_agent
 from streams.batch_state import fresh
 from streams.health import back_alert, silence_alert, silent_devices
 from streams.influx_sink import reading_points
-from streams.rain_view import RainView, gauge_states
 from streams.scored_job import apply_result
 from streams.status_scoring import battery_update
+from streams.views import EvidenceView, RainView, gauge_states
 from streams.water_scoring import WaterScorer
 
 log = logging.getLogger(__name__)
 
 
-def register(app: faust.App, ctx: Any, rain_view: RainView) -> None:
+def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceView) -> None:
     forecaster, note = load_forecaster(ctx.settings.stack.var_dir / "models")
     log.warning("flood forecaster: %s", note)
     scorer = WaterScorer(ctx.registry, forecaster)
@@ -65,7 +65,7 @@ def register(app: faust.App, ctx: Any, rain_view: RainView) -> None:
         if not scored:
             return reading_points(readings)
         gauges = gauge_states(rain_view, {scorer.gauge_of.get(r.device_id) for r in scored})
-        result = scorer.score(scored, stored, gauges)
+        result = scorer.score(scored, stored, gauges, evidence.latest)
         for r in scored:  # the battery record tells a dead sensor from a silent one
             state: dict[str, Any] = result.states[r.device_id]
             if "batt" not in state:

@@ -6,10 +6,11 @@ the maths). A batch may hold several readings of one device; they are processed 
 rounds in which every device appears once, so per-device order is kept and each round
 is one vectorised call.
 
-Fusion: the forecast probability of a site is combined with its rain gauge (heavy rain
-in the last hour agrees, none disagrees) and its quality flag (a questionable reading
-counts half, a failed one not at all) into the incident confidence that alert hygiene
-sees. A lone questionable sensor in dry weather therefore never opens an incident.
+Fusion: the forecast probability of a site is combined with the independent modalities
+that can confirm it — its rain gauge, the observed depth at neighbouring sites and the
+water cover seen by cameras on its road — and its quality flag into the incident
+confidence that alert hygiene sees (``fuse``). A lone questionable sensor in dry weather
+never opens an incident.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class WaterParams:
     horizon_min: int = 30  # the forecast horizon that drives pre-alerts
     heavy_rain_mm_h: float = 10.0
     dry_after_min: float = 180.0  # no rain for this long: standing water is implausible
+    neighbour_m: float = 600.0  # water sensors this close are a site's neighbours
+    camera_m: float = 250.0  # cameras this close see the site's road
+    camera_cover_full: float = 0.25  # a quarter of the road under water: full agreement
+    evidence_max_age_s: float = 900.0
     hygiene: hygiene.HygieneParams = field(default_factory=hygiene.HygieneParams)
 
 
@@ -91,6 +96,8 @@ class WaterScorer:
         self.qc_params = qc.params_for("water")
         self.det_params = detectors.DetectorParams()
         self.gauge_of = nearest_gauges(registry)
+        self.neighbours = nearby(registry, "water", "water", self.params.neighbour_m)
+        self.cameras = nearby(registry, "water", "camera", self.params.camera_m)
         self.attrs = {
             p.device.device_id: dict(p.device.attrs) for p in registry.devices_of("water")
         }
@@ -100,7 +107,10 @@ class WaterScorer:
         readings: Sequence[WaterReading],
         stored: Mapping[str, Mapping[str, Any] | None],
         gauges: Mapping[str, Mapping[str, float] | None],
+        evidence: Mapping[str, tuple[float, float]] | None = None,
     ) -> WaterResult:
+        """``evidence``: device → (event time, value) of the newest water depth (cm) of
+        other sites and water cover (0..1) of cameras (``streams.views.EvidenceView``)."""
         devices = sorted({r.device_id for r in readings})
         row = {d: i for i, d in enumerate(devices)}
         states = {part: stack(STATE_TYPES[part], part, devices, stored) for part in PARTS}
@@ -141,7 +151,8 @@ class WaterScorer:
             QcFlag.SUSPECT,
             flag,
         )
-        confidence = fuse(p_site[idx], rain_1h[idx], flag, self.params)
+        neighbour, camera = self.support(devices, ts[last], evidence or {})
+        confidence = fuse(p_site[idx], rain_1h[idx], flag, self.params, neighbour[idx], camera[idx])
 
         states["hyg"], decisions = hygiene.step_batch(
             states["hyg"], idx, ts, value, confidence, usable & ~implausible, self.params.hygiene
@@ -184,7 +195,11 @@ class WaterScorer:
                     forecasts=forecasts,
                     risk=float(np.clip(confidence[j], 0.0, 1.0)),
                     model_version=str(forecast.model_version),
-                    detail={"rain_60_mm": float(rain_1h[i])},
+                    detail={
+                        "rain_60_mm": float(rain_1h[i]),
+                        "neighbour_agree": float(neighbour[i]),
+                        "camera_agree": float(camera[i]),
+                    },
                 )
             )
             if maint[j] in (hygiene.EMIT_OBSERVED, hygiene.EMIT_CLEAR):
@@ -196,6 +211,26 @@ class WaterScorer:
                     )
                 )
         return WaterResult(out_states, assessments, alerts)
+
+    def support(
+        self, devices: list[str], now: np.ndarray, evidence: Mapping[str, tuple[float, float]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per device, how much its neighbours' observed depth and the cameras watching it
+        agree that water is standing here (0..1 each; only evidence fresher than
+        ``evidence_max_age_s`` at the device's newest reading counts)."""
+        prm = self.params
+        neighbour = np.zeros(len(devices))
+        camera = np.zeros(len(devices))
+        for i, d in enumerate(devices):
+            for other in self.neighbours.get(d, ()):
+                seen = evidence.get(other)
+                if seen is not None and now[i] - seen[0] <= prm.evidence_max_age_s:
+                    neighbour[i] = max(neighbour[i], seen[1] / prm.alert_cm)
+            for cam in self.cameras.get(d, ()):
+                seen = evidence.get(cam)
+                if seen is not None and now[i] - seen[0] <= prm.evidence_max_age_s:
+                    camera[i] = max(camera[i], seen[1] / prm.camera_cover_full)
+        return np.clip(neighbour, 0.0, 1.0), np.clip(camera, 0.0, 1.0)
 
     def _maintenance(self, r: WaterReading, decision: int, flag: int) -> Alert:
         placement = self.registry.placement(r.device_id)
@@ -279,17 +314,58 @@ def _fault_why(flag: int, level_cm: float) -> str:
 
 
 def fuse(
-    p: np.ndarray, rain_60_mm: np.ndarray, flag: np.ndarray, params: WaterParams
+    p: np.ndarray,
+    rain_60_mm: np.ndarray,
+    flag: np.ndarray,
+    params: WaterParams,
+    neighbour: np.ndarray | None = None,
+    camera: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Incident confidence from the site's forecast, its rain gauge and its QC flag."""
-    rain_rate = np.nan_to_num(rain_60_mm)  # mm in the last hour ≈ mm/h
-    agree = np.clip(rain_rate / params.heavy_rain_mm_h, 0.0, 1.0)
-    # rain agreeing lifts a forecast towards certainty; no rain damps it
+    """Incident confidence of a site from its own forecast ``p`` and the independent
+    modalities that agree with it: its rain gauge (heavy rain in the last hour),
+    neighbouring sites' observed depth and the cameras watching its road (0..1 each).
+
+    Agreement lifts a forecast towards certainty, none damps it (× 0.6). The site's QC
+    flag weighs the whole: a questionable reading counts half unless a neighbour or a
+    camera confirms standing water; a failed one counts nothing. A lone questionable
+    sensor in dry weather therefore never opens an incident.
+    """
+    zeros = np.zeros_like(p)
+    nb = zeros if neighbour is None else neighbour
+    cam = zeros if camera is None else camera
+    rain = np.clip(np.nan_to_num(rain_60_mm) / params.heavy_rain_mm_h, 0.0, 1.0)  # mm ≈ mm/h
+    agree = 1.0 - (1.0 - rain) * (1.0 - nb) * (1.0 - cam)
     fused = p * (0.6 + 0.4 * agree) + (1.0 - p) * p * agree * 0.5
+    confirmed = np.maximum(nb, cam)
     weight = np.select(
-        [flag == QcFlag.SUSPECT, (flag == QcFlag.FAIL) | (flag == QcFlag.MISSING)], [0.5, 0.0], 1.0
+        [flag == QcFlag.SUSPECT, (flag == QcFlag.FAIL) | (flag == QcFlag.MISSING)],
+        [0.5 + 0.5 * confirmed, 0.0],
+        1.0,
     )
     return np.clip(fused * weight, 0.0, 1.0)
+
+
+def nearby(registry: Registry, kind: str, other: str, within_m: float) -> dict[str, list[str]]:
+    """For each device of ``kind``, the devices of ``other`` kind within ``within_m``
+    metres (itself excluded), nearest first."""
+    mine = registry.devices_of(kind)
+    theirs = registry.devices_of(other)
+    if not mine or not theirs:
+        return {p.device.device_id: [] for p in mine}
+    lon = np.array([p.device.lon for p in theirs])
+    lat = np.array([p.device.lat for p in theirs])
+    out: dict[str, list[str]] = {}
+    for p in mine:
+        dx = (lon - p.device.lon) * 111_320.0 * np.cos(np.radians(p.device.lat))
+        dy = (lat - p.device.lat) * 110_540.0
+        dist = np.hypot(dx, dy)
+        order = np.argsort(dist)
+        out[p.device.device_id] = [
+            theirs[j].device.device_id
+            for j in order
+            if dist[j] <= within_m and theirs[j].device.device_id != p.device.device_id
+        ]
+    return out
 
 
 def nearest_gauges(registry: Registry) -> dict[str, str | None]:

@@ -118,3 +118,42 @@ def test_fault_clears_when_readings_recover(registry: Registry) -> None:
     kinds, _ = run(registry, values, np.zeros(120))
     assert kinds[0] == "maintenance"
     assert kinds[-1] == "clear"
+
+
+def test_independent_modalities_raise_confidence_a_lone_questionable_sensor_does_not() -> None:
+    from streams.water_scoring import WaterParams, fuse
+
+    prm = WaterParams()
+    p = np.array([0.7])
+    dry = np.array([0.0])
+    ok = np.array([QcFlag.PASS])
+    suspect = np.array([QcFlag.SUSPECT])
+    one = np.array([1.0])
+    alone = fuse(p, dry, ok, prm)[0]
+    assert fuse(p, np.array([20.0]), ok, prm)[0] > alone  # the rain gauge agrees
+    assert fuse(p, dry, ok, prm, neighbour=one)[0] > alone  # a neighbour is flooded
+    assert fuse(p, dry, ok, prm, camera=one)[0] > alone  # a camera sees water
+    everything = fuse(p, np.array([20.0]), ok, prm, one, one)[0]
+    assert everything == pytest.approx(fuse(p, np.array([20.0]), ok, prm)[0])  # saturates
+    assert everything > 0.8
+    lone_suspect = fuse(np.array([1.0]), dry, suspect, prm)[0]
+    assert lone_suspect <= 0.3  # hygiene's threshold is far above
+    assert fuse(np.array([1.0]), dry, suspect, prm, camera=one)[0] > 0.9  # confirmed
+    assert fuse(p, np.array([20.0]), np.array([QcFlag.FAIL]), prm, one, one)[0] == 0.0
+
+
+def test_support_counts_fresh_neighbours_and_cameras_only(registry: Registry) -> None:
+    scorer = WaterScorer(registry)
+    site = next(d for d, n in scorer.neighbours.items() if n)
+    other = scorer.neighbours[site][0]
+    now = np.array([T0.timestamp()])
+    nb, cam = scorer.support([site], now, {other: (T0.timestamp() - 60, 7.6)})
+    assert nb[0] == 1.0 and cam[0] == 0.0
+    nb, _ = scorer.support([site], now, {other: (T0.timestamp() - 3600, 30.0)})
+    assert nb[0] == 0.0  # an hour old: says nothing about now
+    watched = next((d for d, c in scorer.cameras.items() if c), None)
+    if watched is not None:
+        _, cam = scorer.support(
+            [watched], now, {scorer.cameras[watched][0]: (T0.timestamp(), 0.125)}
+        )
+        assert cam[0] == pytest.approx(0.5)
