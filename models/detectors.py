@@ -13,7 +13,10 @@ reading *before* learning from it:
   ``max(0, 2Φ(z) − 1)`` in [0, 1] (the idea of Numenta's anomaly likelihood, without HTM);
 * a warm-up (score 0 for the first readings) and a refractory period after a score
   reaches ``refractory_level``, so one incident raises one detection; ``alert`` is
-  ``score >= threshold``.
+  ``score >= threshold``;
+* levels and the seasonal profile learn Huber-style: a residual beyond ``level_clip``
+  (``season_clip``) spreads moves them only as far as one that size would, so an
+  anomaly does not become tomorrow's baseline, while a lasting shift is still learnt.
 
 A missing value (NaN) leaves the state unchanged and scores 0. ``step`` handles one
 reading; ``step_batch`` a micro-batch over many devices (equal to a loop of ``step``).
