@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +35,12 @@ class Point:
     time_ms: int
 
 
+@functools.lru_cache(maxsize=1 << 16)  # tag keys, tag values and field keys repeat
 def _escape_key(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
 
 
+@functools.lru_cache(maxsize=256)
 def _escape_measurement(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", r"\,").replace(" ", r"\ ")
 

@@ -13,27 +13,50 @@ R = TypeVar("R", bound=ReadingBase)
 
 
 def stack(
-    cls: Any, part: str, devices: list[str], stored: Mapping[str, Mapping[str, Any] | None]
+    cls: Any,
+    part: str,
+    devices: list[str],
+    stored: Mapping[str, Mapping[str, Any] | None],
+    names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Arrays (one row per device) of ``cls`` states stored under ``part``; a device
-    without a stored state starts from the class defaults."""
+    """Arrays (one row per device) of ``cls`` states stored under ``part``.
+
+    A part is stored as a list of floats in the order of ``names`` (default: every
+    field of ``cls``) — one list per device is far cheaper to convert than a dict per
+    device. A device without a stored part, or with one of another length (the state
+    schema changed), starts from the class defaults."""
+    names = list(names or cls.field_names())
     arrays: dict[str, np.ndarray] = cls.initial_arrays(len(devices))
+    have: list[int] = []
+    lists: list[Any] = []
     for i, d in enumerate(devices):
         doc = (stored.get(d) or {}).get(part)
-        if doc:
-            for k, v in doc.items():
-                if k in arrays:
-                    arrays[k][i] = float(v)
+        if isinstance(doc, list) and len(doc) == len(names):
+            have.append(i)
+            lists.append(doc)
+    if have:
+        mat = np.array(lists, dtype=float)
+        for j, k in enumerate(names):
+            arrays[k][have] = mat[:, j]
     return arrays
 
 
-def rows(arrays: Mapping[str, np.ndarray], n: int) -> list[dict[str, float]]:
-    """One plain dict per device (JSON for the table), built column-wise."""
-    keys = list(arrays)
-    columns = [np.asarray(arrays[k], dtype=float).tolist() for k in keys]
-    return (
-        [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)] if n else []
-    )
+def rows(
+    cls: Any, arrays: Mapping[str, np.ndarray], n: int, names: Sequence[str] | None = None
+) -> list[list[float]]:
+    """One list of floats per device (the table document of a part), ``stack``'s inverse."""
+    if not n:
+        return []
+    names = list(names or cls.field_names())
+    return np.column_stack([np.asarray(arrays[k], dtype=float) for k in names]).tolist()
+
+
+def field_of(cls: Any, part: Any, name: str) -> float:
+    """One field of a stored part (NaN when absent)."""
+    names = cls.field_names()
+    if isinstance(part, list) and len(part) == len(names):
+        return float(part[names.index(name)])
+    return float("nan")
 
 
 def last_per_device(idx: np.ndarray, ts: np.ndarray, n: int) -> np.ndarray:

@@ -51,7 +51,7 @@ BIKE_HYGIENE = hygiene.HygieneParams(
 
 @dataclass
 class BikeResult:
-    states: dict[str, dict[str, dict[str, float]]]
+    states: dict[str, dict[str, Any]]
     assessments: list[Assessment]
     alerts: list[Alert]
 
@@ -84,7 +84,7 @@ class BikeScorer:
         states["hyg"], decisions = hygiene.step_batch(
             states["hyg"], idx, ts, occupancy, p, usable, self.params
         )
-        cols = {part: rows(states[part], len(devices)) for part in PARTS}
+        cols = {part: rows(STATE_TYPES[part], states[part], len(devices)) for part in PARTS}
         out_states = {d: {part: cols[part][i] for part in PARTS} for i, d in enumerate(devices)}
         last = np.zeros(len(readings), dtype=bool)
         last[last_per_device(idx, ts, len(devices))] = True

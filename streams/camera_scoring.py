@@ -112,7 +112,7 @@ class CameraScorer:
                 ok,
                 CROWDING if crowd else PRESENCE,
             )
-        cols = {c: rows(hyg[c.value], len(devices)) for c in CATEGORIES}
+        cols = {c: rows(hygiene.HygieneState, hyg[c.value], len(devices)) for c in CATEGORIES}
         out: dict[str, dict[str, Any]] = {}
         for i, d in enumerate(devices):
             out[d] = {"base": {name: pack(arr[i]) for name, arr in base.items()}}

@@ -24,8 +24,9 @@ from gridwatch.influx import Point
 from gridwatch.kafka import partition_for
 from models.flood_forecast import load_forecaster
 from streams.agent import device_table, reading_agent
-from streams.batch_state import fresh
+from streams.batch_state import field_of, fresh
 from streams.health import back_alert, silence_alert, silent_devices
+from streams.hygiene import HygieneState
 from streams.influx_sink import reading_points
 from streams.scored_job import apply_result
 from streams.status_scoring import battery_update
@@ -84,7 +85,7 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
         for device, state in list(site_table.items()):
             if silent.get(device) == "dead":
                 continue
-            last = float(((state or {}).get("hyg") or {}).get("last_ts", float("nan")))
+            last = field_of(HygieneState, (state or {}).get("hyg"), "last_ts")
             by_part.setdefault(partition_for(device, partitions), []).append((device, last))
             battery[device] = (state or {}).get("batt")
         for part, last_seen in by_part.items():

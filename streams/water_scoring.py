@@ -45,6 +45,8 @@ DEPTH_FIELDS = ("depth_cm", "t_depth", "slope", "level_ewm")
 RAIN_FIELDS = tuple(f for f in FloodState.field_names() if f not in DEPTH_FIELDS)
 RULE_VERSION = "water-hygiene-1"
 PARTS = ("qc", "det", "flood", "hyg", "maint")
+# the flood part stores only the depth fields; the rain fields come from the gauge
+STORED_FIELDS = {"flood": DEPTH_FIELDS}
 STATE_TYPES: dict[str, Any] = {
     "qc": qc.QcState,
     "det": DetectorState,
@@ -81,7 +83,7 @@ class WaterParams:
 
 @dataclass
 class WaterResult:
-    states: dict[str, dict[str, dict[str, float]]]
+    states: dict[str, dict[str, Any]]
     assessments: list[Assessment]
     alerts: list[Alert]
 
@@ -113,7 +115,10 @@ class WaterScorer:
         other sites and water cover (0..1) of cameras (``streams.views.EvidenceView``)."""
         devices = sorted({r.device_id for r in readings})
         row = {d: i for i, d in enumerate(devices)}
-        states = {part: stack(STATE_TYPES[part], part, devices, stored) for part in PARTS}
+        states = {
+            part: stack(STATE_TYPES[part], part, devices, stored, STORED_FIELDS.get(part))
+            for part in PARTS
+        }
         _merge_rain(states["flood"], devices, self.gauge_of, gauges)
         sites = Sites.from_attrs([self.attrs.get(d, {}) for d in devices])
 
@@ -168,48 +173,57 @@ class WaterScorer:
             np.isfinite(value),
             MAINTENANCE,
         )
-        cols = {part: rows(states[part], len(devices)) for part in PARTS}
+        cols = {
+            part: rows(STATE_TYPES[part], states[part], len(devices), STORED_FIELDS.get(part))
+            for part in PARTS
+        }
         out_states = {d: {part: cols[part][i] for part in PARTS} for i, d in enumerate(devices)}
-        for d in devices:
-            out_states[d]["flood"] = {
-                k: v for k, v in out_states[d]["flood"].items() if k in DEPTH_FIELDS
-            }
 
+        # Assessments are built from trusted arrays (model_construct: no re-validation,
+        # which cost more than all the maths above); scalars come out of numpy once.
         assessments = []
         alerts = []
         is_last = np.zeros(len(readings), dtype=bool)
         is_last[last] = True
+        version = str(forecast.model_version)
+        site_forecasts = {
+            int(i): [Forecast.model_construct(**f) for f in forecast.row(int(i))]
+            for i in range(len(devices))
+        }
+        anomaly = np.clip(det_out["score"], 0.0, 1.0).tolist()
+        risk = np.clip(confidence, 0.0, 1.0).tolist()
+        flags = flag.tolist()
+        idx_list = idx.tolist()
+        rain_l, nb_l, cam_l = rain_1h.tolist(), neighbour.tolist(), camera.tolist()
+        last_l = is_last.tolist()
+        maint_l = maint.tolist()
+        decisions_l = decisions.tolist()
         for j, reading in enumerate(readings):
-            i = idx[j]
-            forecasts = [Forecast(**f) for f in forecast.row(i)] if is_last[j] else []
+            i = idx_list[j]
             assessments.append(
-                Assessment(
+                Assessment.model_construct(
                     device_id=reading.device_id,
                     kind="water",
                     ts=reading.ts,
                     grid_id=reading.grid_id,
                     district_id=reading.district_id,
                     value=reading.level_cm,
-                    qc=QcFlag(int(flag[j])),
-                    anomaly_score=float(np.clip(det_out["score"][j], 0.0, 1.0)),
-                    forecasts=forecasts,
-                    risk=float(np.clip(confidence[j], 0.0, 1.0)),
-                    model_version=str(forecast.model_version),
+                    qc=QcFlag(flags[j]),
+                    anomaly_score=anomaly[j],
+                    forecasts=site_forecasts[i] if last_l[j] else [],
+                    risk=risk[j],
+                    model_version=version,
                     detail={
-                        "rain_60_mm": float(rain_1h[i]),
-                        "neighbour_agree": float(neighbour[i]),
-                        "camera_agree": float(camera[i]),
+                        "rain_60_mm": rain_l[i],
+                        "neighbour_agree": nb_l[i],
+                        "camera_agree": cam_l[i],
                     },
                 )
             )
-            if maint[j] in (hygiene.EMIT_OBSERVED, hygiene.EMIT_CLEAR):
-                alerts.append(self._maintenance(reading, int(maint[j]), int(flag[j])))
-            if decisions[j] != hygiene.NONE:
-                alerts.append(
-                    self._alert(
-                        reading, int(decisions[j]), float(confidence[j]), forecast, i, horizon_k
-                    )
-                )
+            if maint_l[j] in (hygiene.EMIT_OBSERVED, hygiene.EMIT_CLEAR):
+                alerts.append(self._maintenance(reading, maint_l[j], flags[j]))
+            if decisions_l[j] != hygiene.NONE:
+                alerts.append(self._alert(reading, decisions_l[j], risk[j], forecast, i, horizon_k))
         return WaterResult(out_states, assessments, alerts)
 
     def support(
