@@ -116,9 +116,11 @@ def headline_rows(done: list[ScenarioEvaluation]) -> list[list[str]]:
             [
                 ev.scenario,
                 f"{_p(o.preemption_rate)} ({o.preempted}/{o.complained})",
+                _p(o.preemption_rate_seeing),
                 _f(o.lead_complaint_min.median),
                 _f(o.lead_worthy_min.median),
                 f"{_p(o.precision)} ({o.true_tickets}/{o.proactive_tickets})",
+                _p(o.precision_not_retracted),
                 f"{_p(o.recall_worthy)} ({o.ticketed_worthy}/{o.worthy})",
                 f"{b.duplicates} ({sum(o.duplicates_reactive for o in b.incidents)})",
                 f"{b.faults.as_maintenance}/{b.faults.faults} · {b.faults.as_flood}",
@@ -130,9 +132,11 @@ def headline_rows(done: list[ScenarioEvaluation]) -> list[list[str]]:
 HEADLINE = [
     "scenario",
     "pre-emption",
+    "at working sensors",
     "median lead to call (min)",
     "median lead to worthy (min)",
     "precision",
+    "not counting retracted pre-alerts",
     "recall (worthy)",
     "duplicates (of which calls' tickets)",
     "faults as maintenance · as flood",
@@ -154,10 +158,12 @@ def category_rows(board: Scoreboard) -> list[list[str]]:
             str(c.incidents),
             str(c.complained),
             f"{c.preempted} ({_p(c.preemption_rate)})",
+            f"{c.blind_complained} · {_p(c.preemption_rate_seeing)}",
             f"{c.late} / {c.retracted_before_call} / {c.reactive_only} / {c.missed}",
             f"{_f(lc.median)} [{_f(lc.p10)}, {_f(lc.p90)}]",
             f"{_f(lw.median)} [{_f(lw.p10)}, {_f(lw.p90)}]",
-            f"{c.true_tickets}/{c.proactive_tickets} ({_p(c.precision)})",
+            f"{c.true_tickets}/{c.proactive_tickets} ({_p(c.precision)}) · "
+            f"{_p(c.precision_not_retracted)}",
             _f(c.false_per_grid_day, "{:.2f}"),
             f"{c.retracted} ({c.retracted_false} false)",
             f"{_p(c.recall_worthy)} · {_p(c.recall_all)}",
@@ -172,10 +178,11 @@ CATEGORY_HEAD = [
     "incidents",
     "called about",
     "pre-empted",
+    "at failed sensors · pre-emption elsewhere",
     "late / retracted / reactive / missed",
     "lead to call, median [p10, p90]",
     "lead to worthy, median [p10, p90]",
-    "precision",
+    "precision · not counting retracted",
     "false / grid / day",
     "retracted pre-alerts",
     "recall worthy · all",
@@ -199,13 +206,17 @@ def scenario_markdown(ev: ScenarioEvaluation) -> str:
             o.incident_key,
             o.outcome,
             _f(o.late_min),
+            "yes" if o.blind else "",
             o.first_complaint_at.strftime("%H:%M") if o.first_complaint_at else "",
         ]
         for o in sorted(misses, key=lambda o: (o.category, o.outcome, o.incident_key))
     ]
     false = [t for t in b.tickets if t.incident_id is None]
     by_cat = Counter(t.category for t in false)
-    false_rows = [[t.incident_key, t.state, t.why[:90]] for t in false[:25]]
+    false_rows = [
+        [t.incident_key, t.state, _f(t.next_incident_min), t.why[:90]] for t in false[:25]
+    ]
+    flooded = [t for t in false if t.next_incident_min is not None]
     dead = ", ".join(f"{k}: {v}" for k, v in sorted(r.dead_letters.items())) or "none"
     return "\n".join(
         [
@@ -225,7 +236,10 @@ def scenario_markdown(ev: ScenarioEvaluation) -> str:
             + f"\n\n{b.faults.maintenance_tickets} device_fault tickets, "
             f"{b.faults.maintenance_false} about no injected lasting fault.\n",
             f"Incidents called about without a ticket before the first call ({len(misses)}):\n",
-            _table(["incident", "outcome", "ticket late by (min)", "first call"], miss_rows)
+            _table(
+                ["incident", "outcome", "ticket late by (min)", "sensor failed", "first call"],
+                miss_rows,
+            )
             if miss_rows
             else "none",
             "",
@@ -233,7 +247,18 @@ def scenario_markdown(ev: ScenarioEvaluation) -> str:
             + (", ".join(f"{k} {v}" for k, v in sorted(by_cat.items())) or "none")
             + (", first 25" if len(false) > 25 else "")
             + "):\n",
-            _table(["incident key", "state", "why"], false_rows) if false_rows else "none",
+            (
+                f"{len(flooded)} of them at sites whose incident came later (median "
+                f"{_f(statistics.median([t.next_incident_min or 0.0 for t in flooded]))} min "
+                "after the ticket).\n\n"
+                if flooded
+                else ""
+            )
+            + (
+                _table(["incident key", "state", "incident there after (min)", "why"], false_rows)
+                if false_rows
+                else "none"
+            ),
             "",
             f"![lead times]({ev.scenario}/{PLOTS[0]})\n",
             f"![grid map]({ev.scenario}/{PLOTS[1]})\n",

@@ -15,12 +15,19 @@ definition of the metrics for ``gridwatch evaluate`` and ``gridwatch demo``:
   dismissed as a false alarm by then. Lead to the call = first call − that ticket's
   creation; lead to worthiness = ``complaint_worthy_at`` − creation (negative when the
   ticket came after the incident became worth a call).
+* A flood is *blind* when its site's only sensor had failed (dead battery, dropout,
+  stuck, drift) before it became complaint-worthy: no reading of its own could show it
+  in time. The pre-emption rate *at working sensors* leaves those out.
+* Precision *not retracted* leaves out the pre-alerts withdrawn by the forecast itself
+  (they never reach an operator's queue as open tickets).
 * Recall = incidents with any ticket (about it, or one its complaints were filed to)
   / incidents, over the complaint-worthy ones (headline) and over all.
 * Duplicates: a ticket about an incident (or opened by its calls) raised while another
-  of its tickets was still active, in event time (must be 0); *reactive* duplicates are
-  calls' tickets opened beside an active proactive one. Re-raised: a later ticket after
-  the previous one closed while the incident went on (allowed, counted).
+  of its tickets was still active, in event time (must be 0); *reactive* duplicates
+  involve a calls' ticket (a call not linked to the active proactive ticket, or a
+  proactive ticket raised beside a calls' ticket holding the incident's calls).
+  Re-raised: a later ticket after the previous one closed while the incident went on
+  (allowed, counted).
 * Device faults: each lasting fault of the truth is a ``device_fault`` incident; it was
   raised as maintenance when a ``device_fault`` ticket is about it, and *raised as a
   flood* when a false waterlogging ticket was raised at the failed sensor's site during
@@ -35,14 +42,51 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-DEVICE_FAULT = "device_fault"
-WATERLOGGING = "waterlogging"
-DISMISSED = frozenset({"retracted", "false_alarm"})
+from gridwatch.scoreboard_match import (
+    BLIND_FAULTS,
+    DEVICE_FAULT,
+    DISMISSED,
+    WATERLOGGING,
+    IncidentOutcome,
+    IncidentRec,
+    MatchParams,
+    TicketOutcome,
+    TicketRec,
+    blind_at,
+    incidents_from_dicts,
+    judge_incident,
+    judge_tickets,
+    tickets_about,
+    tickets_from_dicts,
+)
+
+__all__ = [
+    "BLIND_FAULTS",
+    "DEVICE_FAULT",
+    "DISMISSED",
+    "TARGETS",
+    "WATERLOGGING",
+    "CategoryScore",
+    "FaultScore",
+    "IncidentOutcome",
+    "IncidentRec",
+    "MatchParams",
+    "Scoreboard",
+    "Spread",
+    "TicketOutcome",
+    "TicketRec",
+    "check_targets",
+    "incidents_from_dicts",
+    "score_run",
+    "tickets_about",
+    "tickets_from_dicts",
+]
+
 # The issue's targets (on rainstorm-50y and typhoon).
 TARGETS: tuple[tuple[str, str, float], ...] = (
     ("pre-emption rate", ">=", 0.90),
@@ -52,291 +96,9 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class MatchParams:
-    before_min: float = 60.0  # a forecast may come this long before the incident starts
-    after_min: float = 15.0  # a ticket this long after the incident ended still belongs
-
-
-@dataclass(frozen=True)
-class TicketRec:
-    id: str
-    incident_key: str
-    category: str
-    source: str
-    state: str
-    created_at: datetime
-    closed_at: datetime | None = None
-    why: str = ""
-
-    @property
-    def proactive(self) -> bool:
-        return self.source != "complaint"
-
-    @property
-    def grid_id(self) -> str:
-        return self.incident_key.split(":", 1)[0]
-
-    @property
-    def site(self) -> str | None:
-        parts = self.incident_key.split(":", 2)
-        return parts[2] if len(parts) == 3 else None
-
-    def active_at(self, t: datetime) -> bool:
-        return self.created_at <= t and (self.closed_at is None or self.closed_at > t)
-
-
-@dataclass(frozen=True)
-class IncidentRec:
-    incident_id: str
-    incident_key: str
-    category: str
-    grid_id: str
-    site: str
-    start: datetime
-    end: datetime | None = None
-    worthy_at: datetime | None = None
-    first_complaint_at: datetime | None = None
-    complaint_ids: tuple[str, ...] = ()
-    detail: str = ""
-    lon: float = math.nan
-    lat: float = math.nan
-
-
-def _time(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
-def _required_time(value: Any, what: str) -> datetime:
-    t = _time(value)
-    if t is None:
-        raise ValueError(f"{what} has no time")
-    return t
-
-
-def tickets_from_dicts(docs: Iterable[Mapping[str, Any]]) -> list[TicketRec]:
-    """Ticket dicts as ``gridwatch.demo`` reads them from the store."""
-    return [
-        TicketRec(
-            id=str(d["id"]),
-            incident_key=str(d["incident_key"]),
-            category=str(d["category"]),
-            source=str(d["source"]),
-            state=str(d["state"]),
-            created_at=_required_time(d["created_at"], f"ticket {d['id']}"),
-            closed_at=_time(d.get("closed_at")),
-            why=str(d.get("why", "")),
-        )
-        for d in docs
-    ]
-
-
-def incidents_from_dicts(docs: Iterable[Mapping[str, Any]]) -> list[IncidentRec]:
-    """Incident dicts of the truth (``simulators.truth.Incident.to_dict``)."""
-    return [
-        IncidentRec(
-            incident_id=str(d["incident_id"]),
-            incident_key=str(d["incident_key"]),
-            category=str(d["category"]),
-            grid_id=str(d["grid_id"]),
-            site=str(d["site"]),
-            start=_required_time(d["start"], f"incident {d['incident_id']}"),
-            end=_time(d.get("end")),
-            worthy_at=_time(d.get("complaint_worthy_at")),
-            first_complaint_at=_time(d.get("first_complaint_at")),
-            complaint_ids=tuple(d.get("complaint_ids") or ()),
-            detail=str(d.get("detail") or ""),
-            lon=float(d.get("lon", math.nan)),
-            lat=float(d.get("lat", math.nan)),
-        )
-        for d in docs
-    ]
-
-
-# -- matching ------------------------------------------------------------------------
-
-
-def tickets_about(
-    incident: IncidentRec, tickets: Sequence[TicketRec], params: MatchParams
-) -> list[TicketRec]:
-    """The proactive tickets of ``incident``'s key that belong to it, oldest first."""
-    lo = incident.start - timedelta(minutes=params.before_min)
-    hi = None if incident.end is None else incident.end + timedelta(minutes=params.after_min)
-    out = [
-        t
-        for t in tickets
-        if t.proactive
-        and t.incident_key == incident.incident_key
-        and (
-            (lo <= t.created_at and (hi is None or t.created_at <= hi))
-            or (t.created_at < lo and t.active_at(incident.start))
-        )
-    ]
-    return sorted(out, key=lambda t: (t.created_at, t.id))
-
-
-def _concurrent(tickets: Sequence[TicketRec]) -> tuple[int, int, int]:
-    """(duplicates, of which reactive, re-raised) among one incident's tickets.
-
-    A reactive duplicate is a complaint's ticket opened while a proactive ticket of the
-    incident was active (in event time): the complaint was not linked to it.
-    """
-    duplicates = reactive = reraised = 0
-    ordered = sorted(tickets, key=lambda t: (t.created_at, t.id))
-    for i, t in enumerate(ordered[1:], start=1):
-        if any(p.active_at(t.created_at) or p.created_at == t.created_at for p in ordered[:i]):
-            duplicates += 1
-            reactive += int(not t.proactive)
-        else:
-            reraised += 1
-    return duplicates, reactive, reraised
-
-
-def _minutes(a: datetime, b: datetime) -> float:
-    return (a - b).total_seconds() / 60.0
-
-
-@dataclass(frozen=True)
-class IncidentOutcome:
-    incident_id: str
-    incident_key: str
-    category: str
-    grid_id: str
-    lon: float
-    lat: float
-    worthy: bool
-    complained: bool
-    # complained: pre-empted | late | retracted | reactive | missed;
-    # otherwise: ticketed | unticketed
-    outcome: str
-    ticket_id: str | None  # the first proactive ticket about it
-    ticketed_at: datetime | None
-    worthy_at: datetime | None
-    first_complaint_at: datetime | None
-    lead_complaint_min: float | None  # set when pre-empted
-    lead_worthy_min: float | None  # set when worthy and proactively ticketed
-    late_min: float | None  # set when the first proactive ticket came after the call
-    tickets: tuple[str, ...]
-    duplicates: int
-    duplicates_reactive: int
-    reraised: int
-
-    @property
-    def ticketed(self) -> bool:
-        return bool(self.tickets)
-
-
-def judge_incident(
-    incident: IncidentRec,
-    tickets: Sequence[TicketRec],
-    by_id: Mapping[str, TicketRec],
-    complaint_ticket: Mapping[str, str],
-    params: MatchParams,
-) -> IncidentOutcome:
-    own = tickets_about(incident, tickets, params)
-    filed = {complaint_ticket[c] for c in incident.complaint_ids if c in complaint_ticket}
-    reactive = [by_id[i] for i in sorted(filed) if i in by_id and not by_id[i].proactive]
-    every = {t.id for t in own} | filed
-    duplicates, dup_reactive, reraised = _concurrent([*own, *reactive])
-    call = incident.first_complaint_at
-    first = own[0] if own else None
-    lead_c = lead_w = late = None
-    if call is None:
-        outcome = "ticketed" if every else "unticketed"
-    else:
-        before = [t for t in own if t.created_at <= call]
-        valid = [
-            t
-            for t in before
-            if not (t.state in DISMISSED and t.closed_at is not None and t.closed_at <= call)
-        ]
-        if valid:
-            outcome, first = "pre-empted", valid[0]
-            lead_c = _minutes(call, valid[0].created_at)
-        elif before:
-            outcome = "retracted"
-        elif own:
-            outcome, late = "late", _minutes(own[0].created_at, call)
-        else:
-            outcome = "reactive" if every else "missed"
-    if first is not None and incident.worthy_at is not None:
-        lead_w = _minutes(incident.worthy_at, first.created_at)
-    return IncidentOutcome(
-        incident_id=incident.incident_id,
-        incident_key=incident.incident_key,
-        category=incident.category,
-        grid_id=incident.grid_id,
-        lon=incident.lon,
-        lat=incident.lat,
-        worthy=incident.worthy_at is not None,
-        complained=call is not None,
-        outcome=outcome,
-        ticket_id=first.id if first else None,
-        ticketed_at=first.created_at if first else None,
-        worthy_at=incident.worthy_at,
-        first_complaint_at=call,
-        lead_complaint_min=lead_c,
-        lead_worthy_min=lead_w,
-        late_min=late,
-        tickets=tuple(sorted(every)),
-        duplicates=duplicates,
-        duplicates_reactive=dup_reactive,
-        reraised=reraised,
-    )
-
-
-@dataclass(frozen=True)
-class TicketOutcome:
-    ticket_id: str
-    incident_key: str
-    category: str
-    grid_id: str
-    state: str
-    created_at: datetime
-    incident_id: str | None  # the incident it is about (None: false ticket)
-    why: str = ""
-
-
-def judge_tickets(
-    tickets: Sequence[TicketRec], incidents: Sequence[IncidentRec], params: MatchParams
-) -> list[TicketOutcome]:
-    """Each proactive ticket and the incident it is about (the nearest in time)."""
-    about: dict[str, list[IncidentRec]] = defaultdict(list)
-    for inc in incidents:
-        for t in tickets_about(inc, tickets, params):
-            about[t.id].append(inc)
-
-    def distance(t: TicketRec, inc: IncidentRec) -> float:
-        if t.created_at < inc.start:
-            return (inc.start - t.created_at).total_seconds()
-        if inc.end is not None and t.created_at > inc.end:
-            return (t.created_at - inc.end).total_seconds()
-        return 0.0
-
-    out = []
-    for t in tickets:
-        if not t.proactive:
-            continue
-        near = min(about[t.id], key=lambda i: (distance(t, i), i.start), default=None)
-        out.append(
-            TicketOutcome(
-                ticket_id=t.id,
-                incident_key=t.incident_key,
-                category=t.category,
-                grid_id=t.grid_id,
-                state=t.state,
-                created_at=t.created_at,
-                incident_id=near.incident_id if near else None,
-                why=t.why,
-            )
-        )
-    return out
-
-
 # -- figures -------------------------------------------------------------------------
+
+DEFAULT_PARAMS = MatchParams()
 
 
 @dataclass(frozen=True)
@@ -371,12 +133,15 @@ class CategoryScore:
     reactive_only: int
     missed: int
     preemption_rate: float | None
+    blind_complained: int  # called about, at a site whose sensor had failed
+    preemption_rate_seeing: float | None  # over the others
     lead_complaint_min: Spread
     lead_worthy_min: Spread
     proactive_tickets: int
     true_tickets: int
     false_tickets: int
     precision: float | None
+    precision_not_retracted: float | None  # over tickets not retracted as pre-alerts
     false_per_grid_day: float | None
     retracted: int
     retracted_false: int
@@ -400,6 +165,7 @@ def score_category(
     complained = [o for o in outcomes if o.complained]
     worthy = [o for o in outcomes if o.worthy]
     pre = [o for o in complained if o.outcome == "pre-empted"]
+    seeing = [o for o in complained if not o.blind]
     leads = tuple(o.lead_complaint_min for o in pre if o.lead_complaint_min is not None)
     lead_w = [o.lead_worthy_min for o in worthy if o.lead_worthy_min is not None]
     true = [t for t in ticket_outcomes if t.incident_id is not None]
@@ -417,12 +183,19 @@ def score_category(
         reactive_only=sum(1 for o in complained if o.outcome == "reactive"),
         missed=sum(1 for o in complained if o.outcome == "missed"),
         preemption_rate=_ratio(len(pre), len(complained)),
+        blind_complained=len(complained) - len(seeing),
+        preemption_rate_seeing=_ratio(
+            sum(1 for o in seeing if o.outcome == "pre-empted"), len(seeing)
+        ),
         lead_complaint_min=Spread.of(leads),
         lead_worthy_min=Spread.of(lead_w),
         proactive_tickets=len(ticket_outcomes),
         true_tickets=len(true),
         false_tickets=false,
         precision=_ratio(len(true), len(ticket_outcomes)),
+        precision_not_retracted=_ratio(
+            sum(1 for t in true if t.state != "retracted"), len(ticket_outcomes) - len(retracted)
+        ),
         false_per_grid_day=false / grid_days if grid_days > 0 else None,
         retracted=len(retracted),
         retracted_false=sum(1 for t in retracted if t.incident_id is None),
@@ -552,7 +325,7 @@ def score_run(
     grids: int,
     duration_s: float,
     device_kinds: Mapping[str, str] | None = None,
-    params: MatchParams = MatchParams(),
+    params: MatchParams = DEFAULT_PARAMS,
 ) -> Scoreboard:
     """The scoreboard of one run.
 
@@ -566,7 +339,10 @@ def score_run(
     calls = list(complaints)
     links = {str(c["id"]): str(c["ticket_id"]) for c in calls if c.get("ticket_id")}
     by_id = {t.id: t for t in recs}
-    outcomes = [judge_incident(i, recs, by_id, links, params) for i in truth]
+    fault_incs = [i for i in truth if i.category == DEVICE_FAULT]
+    outcomes = [
+        judge_incident(i, recs, by_id, links, params, blind_at(i, fault_incs)) for i in truth
+    ]
     ticket_outcomes = judge_tickets(recs, truth, params)
     days = duration_s / 86400.0
     grid_days = grids * days
@@ -583,7 +359,6 @@ def score_run(
 
     categories = {c: score_category(c, *of(c), grid_days=grid_days) for c in cats}
     overall = score_category("overall", *of(None), grid_days=grid_days)
-    fault_incs = [i for i in truth if i.category == DEVICE_FAULT]
     fault_outs = [o for o in outcomes if o.category == DEVICE_FAULT]
     faults = score_faults(
         fault_incs,

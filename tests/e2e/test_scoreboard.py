@@ -69,6 +69,8 @@ def test_evaluate_a_short_storm_writes_a_consistent_report(
     assert faults["faults"] == sum(1 for i in truth if i["category"] == "device_fault")
     assert floods["complained"] > 0, "the shortened storm must flood sites residents call about"
     assert 0.0 <= overall["preemption_rate"] <= 1.0
+    assert 0 <= overall["blind_complained"] <= overall["complained"]
+    assert overall["duplicates_reactive"] <= overall["duplicates"]
     assert (
         overall["preempted"]
         + overall["late"]

@@ -277,6 +277,59 @@ def test_the_store_s_view_of_the_calls() -> None:
     assert b.to_dict()["calls_pre_empted_in_store"] == 1
 
 
+def test_floods_at_failed_sensors_are_blind() -> None:
+    dead = "G01:device_fault:wl-1"
+    b = board(
+        [ticket("t2", "G02:waterlogging:site-wl-2", 20)],
+        [
+            incident(WL, 15, 90, worthy=30, call=42, calls=("c1",)),  # its sensor died at 10
+            incident("G02:waterlogging:site-wl-2", 15, 90, worthy=30, call=42, calls=("c2",)),
+            incident(dead, 10, None, detail="battery_death"),
+        ],
+        device_kinds={"wl-1": "water"},
+    )
+    blind = {o.incident_key: o.blind for o in b.incidents if o.category == "waterlogging"}
+    assert blind == {WL: True, "G02:waterlogging:site-wl-2": False}
+    wl = b.categories["waterlogging"]
+    assert (wl.complained, wl.preempted, wl.blind_complained) == (2, 1, 1)
+    assert wl.preemption_rate == 0.5
+    assert wl.preemption_rate_seeing == 1.0
+    # a fault that began after the call did not blind the sensor before it mattered
+    late_fault = board(
+        [], [incident(WL, 15, 90, call=42), incident(dead, 50, None, detail="dropout")]
+    )
+    assert not late_fault.incidents[0].blind
+
+
+def test_precision_without_retracted_pre_alerts_and_when_false_sites_flooded() -> None:
+    b = board(
+        [
+            ticket("t1", WL, 100),
+            ticket("p1", WL, 10, closed=20, state="retracted"),  # 90 min before the flood
+            ticket("p2", "G05:waterlogging:site-wl-5", 10, closed=30, state="retracted"),
+        ],
+        [incident(WL, 100, 150)],
+    )
+    wl = b.categories["waterlogging"]
+    assert wl.precision == pytest.approx(1 / 3)
+    assert wl.precision_not_retracted == 1.0
+    later = {t.ticket_id: t.next_incident_min for t in b.tickets if t.incident_id is None}
+    assert later == {"p1": pytest.approx(90.0), "p2": None}
+
+
+def test_a_proactive_ticket_beside_a_calls_ticket_is_a_reactive_duplicate() -> None:
+    b = board(
+        [
+            ticket("r1", "G01:waterlogging", 40, source="complaint"),  # a neighbour's call
+            ticket("t1", WL, 50),
+        ],
+        [incident(WL, 45, 120, call=70, calls=("c1",))],
+        complaints=[{"id": "c1", "ticket_id": "r1"}],  # linked to the older ticket
+    )
+    wl = b.categories["waterlogging"]
+    assert (wl.duplicates, wl.duplicates_reactive) == (1, 1)
+
+
 def test_spread_percentiles() -> None:
     s = Spread.of([float(x) for x in range(11)])
     assert (s.n, s.median, s.p10, s.p90) == (11, 5.0, 1.0, 9.0)
