@@ -16,7 +16,7 @@ def abuse(ctx: DrillContext) -> DrillResult:
         if exc.name != "gridwatch.abuse":
             raise
         raise DrillError("gridwatch.abuse is not there yet; the abuse drill cannot run") from exc
-    out = module.run_abuse(ctx.settings)
+    out = module.run_abuse(ctx.stack.settings)  # it isolates itself (topics, store)
     return DrillResult(
         name="abuse",
         holds=str(out.get("holds", "")),

@@ -123,6 +123,36 @@ def water_in_kafka(settings: Settings) -> tuple[Counter[str], int]:
     return Counter(device for device, _ in seen), total
 
 
+def readings_in_kafka(settings: Settings) -> int:
+    """Readings of every kind in Kafka (repeats included)."""
+    from gridwatch.contracts import KINDS
+
+    async def count() -> int:
+        n = 0
+        for kind in KINDS:
+            for record in await read_topic(settings.kafka, readings_topic(settings.kafka, kind)):
+                n += len(parse_record(ReadingBatch, record.value).readings)
+        return n
+
+    return asyncio.run(count())
+
+
+def wait_forwarded(settings: Settings, published: int, timeout_s: float = 60) -> float:
+    """Wait until Kafka holds a reading for each of the ``published`` messages (faults
+    off: one reading per message); returns how long that took. ``run_demo`` itself only
+    waits for consumer lag 0, which does not see messages still held by the MQTT broker."""
+    import time
+
+    started = time.monotonic()
+    wait_until(
+        lambda: readings_in_kafka(settings) >= published,
+        timeout_s,
+        interval_s=0.5,
+        what=f"{published} published messages forwarded to Kafka",
+    )
+    return time.monotonic() - started
+
+
 def dead_letters(settings: Settings) -> list[DeadLetter]:
     records = asyncio.run(read_topic(settings.kafka, settings.kafka.topic("deadletter")))
     return [parse_record(DeadLetter, r.value) for r in records]
@@ -157,7 +187,14 @@ def check_every_reading(
         "water_extra": extra,
         "tickets": len(result.tickets),
         "duplicate_tickets": len(doubles),
+        "sink_p99_ms_max": sink_p99_ms(settings),
     }
+
+
+def sink_p99_ms(settings: Settings) -> float | None:
+    """The worst p99 write latency the stream workers reported for their InfluxDB sink."""
+    found = influx_rows(settings, "SELECT MAX(sink_ms_p99) FROM pipeline WHERE stage='streams'")
+    return round(float(found[0]["max"]), 1) if found else None
 
 
 # -- process control -------------------------------------------------------------------
@@ -187,6 +224,59 @@ def alive(child: Child) -> bool:
 
 def restart_worker(procs: DemoProcs, index: int, name: str) -> None:
     procs.pool[index] = Child(name, ["streams", "run"], procs.settings, procs.logs).start()
+
+
+class Supervisor:
+    """Restarts exited stream workers and/or the relay of a running ``run_demo``, as a
+    process manager (systemd ``Restart=always``) would; counts the restarts.
+
+    ``watch(procs)`` from the first chaos call hands it the processes to look after."""
+
+    def __init__(self, *, workers: bool = False, relay: bool = False) -> None:
+        import threading
+
+        self.workers = workers
+        self.relay = relay
+        self.restarts: Counter[str] = Counter()
+        self._procs: DemoProcs | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+
+    def watch(self, procs: DemoProcs) -> None:
+        self._procs = procs
+
+    def __enter__(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._procs is not None:  # run_demo stopped them; anything alive is a leftover
+            for child in (*self._procs.pool, self._procs.relay, self._procs.bridge):
+                child.stop()
+
+    @staticmethod
+    def _crashed(child: Child) -> bool:
+        """Exited on its own with an error (not stopped or killed by a signal)."""
+        return child.proc is not None and (child.proc.poll() or 0) > 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            procs = self._procs
+            if procs is None:
+                continue
+            if self.workers:
+                for i, worker in enumerate(list(procs.pool)):
+                    if self._crashed(worker):
+                        self.restarts["worker"] += 1
+                        restart_worker(procs, i, f"streams-restart-{self.restarts['worker']}")
+            if self.relay and self._crashed(procs.relay):
+                self.restarts["relay"] += 1
+                n = self.restarts["relay"]
+                procs.relay = Child(
+                    f"tickets-relay-restart-{n}", ["tickets", "relay"], procs.settings, procs.logs
+                ).start()
 
 
 def pause(child: Child) -> None:

@@ -17,7 +17,14 @@ from sqlalchemy import func, select
 from gridwatch.contracts import Alert, Category, Complaint, Severity, incident_key
 from gridwatch.demo import DemoProcs
 from gridwatch.drills import Checks, DrillContext, DrillResult, drill
-from gridwatch.drills.harness import alive, check_every_reading, influx_rows, log_dir, run_storm
+from gridwatch.drills.harness import (
+    Supervisor,
+    alive,
+    check_every_reading,
+    influx_rows,
+    log_dir,
+    run_storm,
+)
 from gridwatch.drills.pgcluster import PgCluster
 from gridwatch.kafka import read_topic
 from gridwatch.procs import Child, wait_until
@@ -321,8 +328,9 @@ PG_STRIKE_AT = 4000
     "postgres-restart",
     f"the tickets' PostgreSQL (a private cluster) crashes (pg_ctl -m immediate) late in the "
     f"storm and is back after {PG_DOWN_S:.0f} s: every alert on gw.alerts is recorded in the "
-    "store, no incident gets two tickets, the worker and the relay carry on, every published "
-    "reading is in InfluxDB",
+    "store, no incident gets two tickets, the stream worker carries on without a restart, "
+    "the outbox drains (the relay is restarted by a supervisor if it exits; counted), every "
+    "published reading is in InfluxDB",
 )
 def postgres_restart(ctx: DrillContext) -> DrillResult:
     from tickets.db import make_engine, migrate, session_factory
@@ -345,7 +353,10 @@ def postgres_restart(ctx: DrillContext) -> DrillResult:
             pg.start()
             state["down_s"] = time.monotonic() - started
 
+        supervisor = Supervisor(workers=True, relay=True)
+
         def chaos(published: int, procs: DemoProcs) -> None:
+            supervisor.watch(procs)
             if not outage and published >= PG_STRIKE_AT:
                 state["struck_at"] = published
                 outage.append(threading.Thread(target=crash_and_restart, name="pg-crash"))
@@ -353,7 +364,8 @@ def postgres_restart(ctx: DrillContext) -> DrillResult:
 
         try:
             sub = DrillContext(ctx.stack, settings, ctx.work_dir)
-            result = run_storm(sub, chaos, settings=settings)
+            with supervisor:
+                result = run_storm(sub, chaos, settings=settings)
         finally:
             for t in outage:
                 t.join()
@@ -366,6 +378,10 @@ def postgres_restart(ctx: DrillContext) -> DrillResult:
             seen = set(s.scalars(select(SeenAlert.alert_id)))
         engine.dispose()
         lost = alert_ids - seen
+        checks.require(
+            supervisor.restarts["worker"] == 0,
+            f"the stream worker exited {supervisor.restarts['worker']} times",
+        )
         checks.require(bool(alert_ids), "the storm raised no alert")
         checks.require(not lost, f"{len(lost)} alerts on gw.alerts never reached the store")
         figures.update(
@@ -374,6 +390,8 @@ def postgres_restart(ctx: DrillContext) -> DrillResult:
             alerts_lost=len(lost),
             pg_down_s=round(state.get("down_s", 0.0), 1),
             struck_after_messages=state.get("struck_at"),
+            worker_restarts=supervisor.restarts["worker"],
+            relay_restarts=supervisor.restarts["relay"],
         )
         return checks.result("postgres-restart", "", figures)
 
