@@ -385,8 +385,12 @@ def timeline_plot(ev: ScenarioEvaluation, path: Path) -> None:
         _save(fig, path)
         return
     inc = tl["incident"]
-    if tl["rain"]:
-        top.plot([_t(r["time"]) for r in tl["rain"]], [r["intensity_mm_h"] for r in tl["rain"]])
+    rain = [r for r in tl["rain"] if r.get("intensity_mm_h") is not None]
+    if rain:
+        values = sorted(r["intensity_mm_h"] for r in rain)
+        top.plot([_t(r["time"]) for r in rain], [r["intensity_mm_h"] for r in rain])
+        # a gauge's spike (a fault of its own) would flatten the storm: clip the axis
+        top.set_ylim(0, 1.3 * values[int(0.99 * (len(values) - 1))] + 1)
     top.set_ylabel("rain mm/h")
     top.set_title(f"rain at gauge {tl['gauge']}", fontsize=9)
     depth = tl["depth"]
