@@ -234,7 +234,9 @@ def scenario_markdown(ev: ScenarioEvaluation) -> str:
             "Device faults (every lasting fault of the truth):\n",
             _table(["kind", "fault", "faults", "device_fault ticket", "raised as a flood"], faults)
             + f"\n\n{b.faults.maintenance_tickets} device_fault tickets, "
-            f"{b.faults.maintenance_false} about no injected lasting fault.\n",
+            f"{b.faults.maintenance_false} about no injected lasting fault, "
+            f"{b.faults.maintenance_reraised} raised again for a fault already ticketed "
+            "(the ticket cleared and came back: flapping).\n",
             f"Incidents called about without a ticket before the first call ({len(misses)}):\n",
             _table(
                 ["incident", "outcome", "ticket late by (min)", "sensor failed", "first call"],

@@ -227,6 +227,7 @@ class FaultScore:
     as_flood: int
     maintenance_tickets: int
     maintenance_false: int
+    maintenance_reraised: int  # raised again for a fault already ticketed (flapping)
 
 
 def score_faults(
@@ -265,6 +266,7 @@ def score_faults(
         as_flood=sum(r.as_flood for r in table),
         maintenance_tickets=len(maintenance),
         maintenance_false=sum(1 for t in maintenance if t.incident_id is None),
+        maintenance_reraised=sum(o.reraised for o in fault_outcomes),
     )
 
 

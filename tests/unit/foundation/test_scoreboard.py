@@ -242,6 +242,7 @@ def test_device_faults_raised_as_maintenance_not_as_floods() -> None:
     f = b.faults
     assert (f.faults, f.as_maintenance, f.as_flood) == (3, 1, 1)
     assert (f.maintenance_tickets, f.maintenance_false) == (2, 1)
+    assert f.maintenance_reraised == 0
     rows = {(r.kind, r.fault): (r.faults, r.as_maintenance, r.as_flood) for r in f.rows}
     assert rows == {
         ("water", "battery_death"): (1, 1, 0),
@@ -251,6 +252,21 @@ def test_device_faults_raised_as_maintenance_not_as_floods() -> None:
     # device faults stay out of the street incidents' overall row
     assert "device_fault" not in b.categories
     assert b.overall.proactive_tickets == 1 and b.overall.false_tickets == 1
+
+
+def test_a_flapping_maintenance_ticket_is_counted() -> None:
+    dead = "G01:device_fault:wl-1"
+    b = board(
+        [
+            ticket("m1", dead, 30, closed=35, state="auto_resolved", source="maintenance"),
+            ticket("m2", dead, 40, closed=45, state="auto_resolved", source="maintenance"),
+            ticket("m3", dead, 50, source="maintenance"),
+        ],
+        [incident(dead, 20, None, detail="clock_skew")],
+        device_kinds={"wl-1": "water"},
+    )
+    assert (b.faults.as_maintenance, b.faults.maintenance_reraised) == (1, 2)
+    assert b.duplicates == 0
 
 
 def test_a_skewed_clock_floods_at_any_time() -> None:
