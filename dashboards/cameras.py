@@ -1,5 +1,6 @@
 """视频分析 Cameras: street-vendor, garbage, road-occupation and crowding counts against
-a rolling baseline, water cover, camera status."""
+a rolling baseline, the camera job's probability per category, water cover, camera
+status."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dashboards.common import (
     district_variable,
     frame,
     grid_variable,
+    risk_thresholds,
     site_variable,
 )
 from dashboards.influxql import InfluxQL
@@ -53,6 +55,28 @@ def road_occupation() -> timeseries.Panel:
 
 def crowding() -> timeseries.Panel:
     return _counts("人群聚集", "person", "Crowding (persons in view)")
+
+
+def category_probability() -> timeseries.Panel:
+    return ts(
+        "事件概率",
+        "Probability (0-1) the camera job gives each street-order category (fields "
+        "d_p_street_vendor, d_p_exposed_garbage, d_p_road_occupation, d_p_crowding of the "
+        "camera assessments): the highest of the chosen cameras per interval; alerts "
+        "follow from these.",
+        [
+            InfluxQL(
+                'SELECT max("d_p_street_vendor") AS "摊贩 vendor", '
+                'max("d_p_exposed_garbage") AS "垃圾 garbage", '
+                'max("d_p_road_occupation") AS "占道 road occupation", '
+                'max("d_p_crowding") AS "聚集 crowding" '
+                f'FROM "assessment" WHERE "kind" = \'camera\' AND {SITE} AND {AREA} '
+                f"AND {TIME} {INTERVAL} fill(none)"
+            ).alias("$col")
+        ],
+        unit="percentunit",
+        thresholds=risk_thresholds(),
+    )
 
 
 def water_cover() -> timeseries.Panel:
@@ -95,6 +119,7 @@ def dashboard() -> db.Dashboard:
         .with_panel(at(garbage(), 12, 0, 12, 8))
         .with_panel(at(road_occupation(), 0, 8, 12, 8))
         .with_panel(at(crowding(), 12, 8, 12, 8))
-        .with_panel(at(water_cover(), 0, 16, 12, 8))
-        .with_panel(at(camera_status(), 12, 16, 12, 8))
+        .with_panel(at(category_probability(), 0, 16, 24, 8))
+        .with_panel(at(water_cover(), 0, 24, 12, 8))
+        .with_panel(at(camera_status(), 12, 24, 12, 8))
     )

@@ -25,6 +25,9 @@ SITE = '"device" =~ /^$site$/'
 AREA = f"{DISTRICT} AND {GRID}"
 TIME = "$timeFilter"
 INTERVAL = "GROUP BY time($__interval)"
+# QARTOD pass or not evaluated: panels that show "the" depth or rain leave suspect and
+# failed readings (spikes, out-of-span values) out; the QC panels show them.
+QC_GOOD = '"qc" < 3'
 
 THRESHOLD_ALERT_CM = 7.6
 THRESHOLD_IMPASSABLE_CM = 15.0

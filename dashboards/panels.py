@@ -158,6 +158,14 @@ def override(
     return dbmodel.MatcherConfig(id_val="byName", options=name), values
 
 
+def color_by_regex(
+    pattern: str, props: dict[str, object]
+) -> tuple[dbmodel.MatcherConfig, list[dbmodel.DynamicConfigValue]]:
+    """A field override for every series whose name matches the regex ``pattern``."""
+    values = [dbmodel.DynamicConfigValue(id_val=k, value=v) for k, v in props.items()]
+    return dbmodel.MatcherConfig(id_val="byRegexp", options=pattern), values
+
+
 def color(
     pattern: str, fixed: str
 ) -> tuple[dbmodel.MatcherConfig, list[dbmodel.DynamicConfigValue]]:

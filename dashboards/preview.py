@@ -66,7 +66,7 @@ async def fetch(
     """Run every panel's targets; an error is kept on the panel, not raised."""
     out = []
     for panel in model.get("panels", []):
-        data = PanelData(panel.get("title", ""), _english(panel), [], [], [])
+        data = PanelData(_title(panel, values), _english(panel), [], [], [])
         data.kind = str(panel.get("type", "timeseries"))
         for target in panel.get("targets", []):
             text = substitute(target["query"], model, values, time_from=time_from_of(model))
@@ -81,6 +81,19 @@ async def fetch(
                 data.result_formats.append(target.get("resultFormat", "time_series"))
         out.append(data)
     return out
+
+
+def _title(panel: Mapping[str, Any], values: Mapping[str, Any] | None) -> str:
+    """The title as Grafana shows it: a repeated panel's ``$site`` becomes the chosen
+    value(s), or 全部 (all) when none is chosen (the preview then shows every site)."""
+
+    def name(match: re.Match[str]) -> str:
+        chosen = (values or {}).get(match.group(1) or match.group(2))
+        if not chosen:
+            return "全部"
+        return chosen if isinstance(chosen, str) else ", ".join(chosen)
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", name, str(panel.get("title", "")))
 
 
 def _english(panel: Mapping[str, Any]) -> str:
@@ -141,7 +154,7 @@ def draw(ax: Any, data: PanelData, cjk: bool) -> None:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
-    lines = 0
+    curves: list[tuple[str, list[tuple[Any, Any]]]] = []
     bars: list[tuple[str, float]] = []
     texts: list[str] = []
     for s, alias, fmt in zip(data.series, data.aliases, data.result_formats, strict=True):
@@ -164,19 +177,13 @@ def draw(ax: Any, data: PanelData, cjk: bool) -> None:
             points = [(row[0], row[c]) for row in values if _numeric(row[c])]
             label = _text(_series_label(s, col, alias), cjk)
             if fmt == "time_series" and len(values) > 1 and points:
-                xs = [datetime.fromtimestamp(t / 1000, UTC) for t, _ in points]
-                ax.plot(xs, [v for _, v in points], label=label, linewidth=1.2)
-                lines += 1
+                curves.append((label, points))
             elif points:
                 bars += [(label, float(points[-1][1]))]
             else:
                 texts += [f"{label}: {row[c]}" for row in values[:6] if row[c] is not None]
-    if lines:
-        from matplotlib import dates
-
-        ax.xaxis.set_major_formatter(dates.DateFormatter("%H:%M"))
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, loc="upper left", ncol=2 if lines > 6 else 1)
+    if curves:
+        _plot_curves(ax, curves)
     elif len(bars) == 1 and not texts:  # a stat: one big number
         label, value = bars[0]
         ax.text(
@@ -185,7 +192,9 @@ def draw(ax: Any, data: PanelData, cjk: bool) -> None:
         ax.text(0.5, 0.15, label, ha="center", fontsize=8, transform=ax.transAxes)
         ax.set_axis_off()
     elif bars:
-        bars = bars[:24]
+        if len(bars) > MAX_BARS:  # the largest, as a wall would sort them
+            ax.set_title(f"{ax.get_title()}  (top {MAX_BARS} of {len(bars)})", fontsize=9)
+            bars = sorted(bars, key=lambda b: -b[1])[:MAX_BARS]
         ax.barh([b[0] for b in bars], [b[1] for b in bars], color="#3274d9")
         ax.invert_yaxis()
         ax.tick_params(labelsize=7)
@@ -202,6 +211,38 @@ def draw(ax: Any, data: PanelData, cjk: bool) -> None:
             transform=ax.transAxes,
         )
         ax.set_axis_off()
+
+
+MAX_LEGEND = 8
+MAX_BARS = 24
+
+
+def _plot_curves(ax: Any, curves: list[tuple[str, list[tuple[Any, Any]]]]) -> None:
+    """Every series; with many (one per device), the ``MAX_LEGEND`` with the highest
+    peak are coloured and named, the others drawn thin and grey behind them."""
+    from matplotlib import dates
+
+    ranked = sorted(curves, key=lambda c: -max(v for _, v in c[1]))
+    named = ranked if len(ranked) <= MAX_LEGEND else ranked[:MAX_LEGEND]
+    for _label, points in reversed(ranked[len(named) :]):
+        xs = [datetime.fromtimestamp(t / 1000, UTC) for t, _ in points]
+        ax.plot(xs, [v for _, v in points], color="#b0b0b0", linewidth=0.6, alpha=0.6)
+    for label, points in reversed(named):
+        xs = [datetime.fromtimestamp(t / 1000, UTC) for t, _ in points]
+        ax.plot(xs, [v for _, v in points], label=label, linewidth=1.3)
+    ax.xaxis.set_major_formatter(dates.DateFormatter("%H:%M"))
+    ax.tick_params(labelsize=7)
+    handles, labels = ax.get_legend_handles_labels()
+    title = None if len(ranked) == len(named) else f"top {len(named)} of {len(ranked)} by peak"
+    ax.legend(
+        handles[::-1],
+        labels[::-1],
+        fontsize=6,
+        title=title,
+        title_fontsize=6,
+        loc="upper left",
+        ncol=2 if len(named) > 4 else 1,
+    )
 
 
 def render_png(title: str, panels: Sequence[PanelData], path: Path) -> Path:

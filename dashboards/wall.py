@@ -16,9 +16,11 @@ from grafana_foundation_sdk.models import geomap as gmodel
 from dashboards.common import (
     ACTIVE_STATES,
     AREA,
+    DISTRICT,
     GRID,
     INTERVAL,
     OPEN_STATES,
+    QC_GOOD,
     TIME,
     depth_thresholds,
     district_variable,
@@ -29,7 +31,7 @@ from dashboards.common import (
 )
 from dashboards.gazetteer import GAZETTEER_URL
 from dashboards.influxql import InfluxQL, datasource
-from dashboards.panels import at, bars, grid_table, kpi, override, ts
+from dashboards.panels import at, bars, color_by_regex, grid_table, kpi, override, ts
 
 UID = "gridwatch-wall"
 
@@ -105,29 +107,61 @@ def lead_minutes() -> stat.Panel:
 def rain_now() -> stat.Panel:
     return kpi(
         "当前雨强",
-        "Rain now: highest intensity reported by any rain gauge in the last 15 minutes.",
+        "Rain now: highest rain rate of any grid in the last 15 minutes (field rate_mm_h of "
+        "rain_grid, the rain job's per-grid picture from each grid's nearest gauge).",
         InfluxQL(
-            'SELECT max("intensity_mm_h") AS "intensity_mm_h" FROM "rain" '
+            'SELECT max("rate_mm_h") AS "rate_mm_h" FROM "rain_grid" '
             f"WHERE {AREA} AND time > now() - 15m"
         ),
         unit="mm/h",
         decimals=1,
-        thresholds=thresholds((None, "green"), (10, "yellow"), (30, "orange"), (50, "red")),
+        thresholds=thresholds((None, "green"), (10, "yellow"), (20, "orange"), (50, "red")),
     )
 
 
 def rain_next_hour() -> stat.Panel:
     return kpi(
         "未来1小时雨量",
-        "Rain next hour: highest median forecast (field f60_q50 of rain assessments) "
-        "issued in the last 15 minutes.",
+        "Rain next hour: the most rain any grid is expected to get in the next 60 minutes "
+        "(median nowcast, field next_60_mm of rain_grid), issued in the last 15 minutes.",
         InfluxQL(
-            'SELECT max("f60_q50") AS "f60_q50" FROM "assessment" '
-            f"WHERE \"kind\" = 'rain' AND {AREA} AND time > now() - 15m"
+            'SELECT max("next_60_mm") AS "next_60_mm" FROM "rain_grid" '
+            f"WHERE {AREA} AND time > now() - 15m"
         ),
-        unit="mm/h",
+        unit="lengthmm",
         decimals=1,
-        thresholds=thresholds((None, "green"), (10, "yellow"), (30, "orange"), (50, "red")),
+        thresholds=thresholds((None, "green"), (10, "yellow"), (20, "orange"), (50, "red")),
+    )
+
+
+def storm_mode() -> stat.Panel:
+    """Per district: share of its grids in heavy rain (≥ 10 mm/h) and its storm cells;
+    storm mode from half the grids on (streams.rain_scoring.RainParams)."""
+    panel = kpi(
+        "暴雨模式",
+        "Storm mode per district: share of its grids in heavy rain (>= 10 mm/h; storm mode "
+        "from 50 %, red) and the number of storm cells (touching heavy-rain grids), from "
+        "the rain job's measurement storm in the last 15 minutes.",
+        InfluxQL(
+            'SELECT last("heavy_share") AS "heavy_share" FROM "storm" '
+            f'WHERE {DISTRICT} AND time > now() - 15m GROUP BY "district"'
+        ).alias("$tag_district 强降雨网格"),
+        unit="percentunit",
+        thresholds=thresholds((None, "green"), (0.25, "yellow"), (0.5, "red")),
+    )
+    cells = InfluxQL(
+        'SELECT last("cells") AS "cells" FROM "storm" '
+        f'WHERE {DISTRICT} AND time > now() - 15m GROUP BY "district"'
+    ).alias("$tag_district 雨团")
+    return (
+        panel.with_target(cells.ref_id("B"))
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .orientation(cm.VizOrientation.HORIZONTAL)
+        .with_override(
+            *color_by_regex(
+                ".*雨团", {"unit": "short", "color": {"mode": "fixed", "fixedColor": "blue"}}
+            )
+        )
     )
 
 
@@ -238,12 +272,14 @@ def latest_alerts() -> table.Panel:
 def depth_by_grid() -> timeseries.Panel:
     return ts(
         "积水深度（各网格最大）",
-        "Deepest standing water per grid (cm); dashed lines at 7.6 cm (pre-alert) and 15 cm "
-        "(impassable). Tickets raised appear as annotations.",
+        "Deepest standing water per grid (cm): the water assessments' value, left out when "
+        "the stream QC flags it suspect or failed (spikes, stuck or out-of-span readings); "
+        "dashed lines at 7.6 cm (pre-alert) and 15 cm (impassable). Tickets raised appear "
+        "as annotations.",
         [
             InfluxQL(
-                f'SELECT max("level_cm") FROM "water" WHERE {AREA} AND {TIME} '
-                f'{INTERVAL}, "grid" fill(none)'
+                f'SELECT max("value") FROM "assessment" WHERE "kind" = \'water\' AND {QC_GOOD} '
+                f'AND {AREA} AND {TIME} {INTERVAL}, "grid" fill(none)'
             ).alias("$tag_grid")
         ],
         unit="lengthcm",
@@ -254,20 +290,31 @@ def depth_by_grid() -> timeseries.Panel:
 def rain_by_district() -> timeseries.Panel:
     return ts(
         "雨强与一小时预报",
-        "Rain intensity per district (mm/h, mean of gauges) and the +60 min median forecast "
-        "of the rain assessments.",
+        "Rain per district: mean gauge intensity (mm/h) and the "
+        "most rain any of its gauges expects in the next hour (mm, median nowcast, field "
+        "f60_q50 of the rain assessments) on the right axis; readings and assessments "
+        "flagged suspect or failed are left out.",
         [
             InfluxQL(
-                f'SELECT mean("intensity_mm_h") FROM "rain" WHERE {AREA} AND {TIME} '
+                f'SELECT mean("intensity_mm_h") FROM "rain" WHERE {QC_GOOD} AND {AREA} AND {TIME} '
                 f'{INTERVAL}, "district" fill(none)'
             ).alias("实测 $tag_district"),
             InfluxQL(
-                'SELECT mean("f60_q50") FROM "assessment" '
-                f"WHERE \"kind\" = 'rain' AND {AREA} AND {TIME} "
+                'SELECT max("f60_q50") FROM "assessment" '
+                f"WHERE \"kind\" = 'rain' AND {QC_GOOD} AND {AREA} AND {TIME} "
                 f'{INTERVAL}, "district" fill(none)'
-            ).alias("预报+60 $tag_district"),
+            ).alias("未来1小时 $tag_district"),
         ],
         unit="mm/h",
+    ).with_override(
+        *color_by_regex(
+            "未来1小时.*",
+            {
+                "unit": "lengthmm",
+                "custom.axisPlacement": "right",
+                "custom.lineStyle": {"fill": "dash", "dash": [10, 10]},
+            },
+        )
     )
 
 
@@ -293,7 +340,8 @@ def dashboard() -> db.Dashboard:
     for i, make in enumerate(kpis):
         dash = dash.with_panel(at(make(), 3 * i, 0, 3, 5))
     dash = dash.with_panel(at(sensor_map(), 0, 5, 14, 20))
-    dash = dash.with_panel(at(open_tickets_by_grid(), 14, 5, 10, 10))
+    dash = dash.with_panel(at(open_tickets_by_grid(), 14, 5, 5, 10))
+    dash = dash.with_panel(at(storm_mode(), 19, 5, 5, 10))
     dash = dash.with_panel(at(latest_alerts(), 14, 15, 10, 10))
     dash = dash.with_panel(at(depth_by_grid(), 0, 25, 12, 10))
     dash = dash.with_panel(at(rain_by_district(), 12, 25, 12, 10))

@@ -9,6 +9,7 @@ from grafana_foundation_sdk.models import common as cm
 from dashboards.common import (
     AREA,
     INTERVAL,
+    QC_GOOD,
     SITE,
     TIME,
     depth_thresholds,
@@ -27,11 +28,12 @@ WATER = "\"kind\" = 'water'"
 def current_depth() -> bargauge.Panel:
     return bars(
         "当前积水深度",
-        "Latest standing-water depth per site (cm) in the time range; orange from 7.6 cm "
-        "(pre-alert), red from 15 cm (impassable).",
+        "Latest standing-water depth per site (cm) in the time range, from readings that "
+        "passed QC; orange from 7.6 cm (pre-alert), red from 15 cm (impassable).",
         [
             InfluxQL(
-                f'SELECT last("level_cm") FROM "water" WHERE {SITE} AND {AREA} AND {TIME} '
+                f'SELECT last("level_cm") FROM "water" WHERE {QC_GOOD} AND {SITE} AND {AREA} '
+                f"AND {TIME} "
                 'GROUP BY "device"'
             ).alias("$tag_device")
         ],
@@ -107,10 +109,10 @@ def depth_with_forecast() -> timeseries.Panel:
 def rain_intensity() -> timeseries.Panel:
     return ts(
         "雨强",
-        "Rain intensity per gauge (mm/h).",
+        "Rain intensity per gauge (mm/h), readings that passed QC.",
         [
             InfluxQL(
-                f'SELECT mean("intensity_mm_h") FROM "rain" WHERE {AREA} AND {TIME} '
+                f'SELECT mean("intensity_mm_h") FROM "rain" WHERE {QC_GOOD} AND {AREA} AND {TIME} '
                 f'{INTERVAL}, "device" fill(none)'
             ).alias("$tag_device")
         ],
@@ -120,13 +122,15 @@ def rain_intensity() -> timeseries.Panel:
 
 
 def qc_flags() -> timeseries.Panel:
-    """Share of water readings per QARTOD flag (stacked to 100 %)."""
-    flags = ((1, "通过 pass"), (2, "未评估 not evaluated"), (3, "可疑 suspect"), (4, "失败 fail"))
+    """Share of water readings per QARTOD flag (stacked to 100 %). Ingest's gross-range
+    test evaluates every water reading (ingest/quality.py), so 2 (not evaluated) and 9
+    (missing) never occur for water."""
+    flags = ((1, "通过 pass"), (3, "可疑 suspect"), (4, "失败 fail"))
     return qc_colored(
         ts(
             "数据质量标志",
-            "Quality flags of the water readings (QARTOD: 1 pass, 2 not evaluated, 3 suspect, "
-            "4 fail), as a share of readings per interval.",
+            "Quality flags of the water readings (QARTOD: 1 pass, 3 suspect, 4 fail), as a "
+            "share of readings per interval.",
             [
                 InfluxQL(
                     f'SELECT count("qc") AS "{label}" FROM "water" WHERE "qc" = {flag} AND {SITE} '

@@ -1,15 +1,14 @@
 """Every query of every committed dashboard, run against the real InfluxDB after a short
-simulated storm (tests/integration/dashboards/storm.py), with template variables
-substituted as Grafana substitutes them."""
+real storm through the real pipeline (tests/integration/dashboards/storm.py), with
+template variables substituted as Grafana substitutes them."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import statistics
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,64 +23,62 @@ from dashboards.queries import (
     time_from_of,
     used_variables,
 )
-from gridwatch.influx import InfluxWriter, query, rows
+from gridwatch.influx import query, rows
+from gridwatch.registry import Registry
 from gridwatch.settings import InfluxSettings
 from gridwatch.stack import Stack
 
-from .storm import BIKE, CAMERA, RAIN, STATUS, WATER, relay_ticket_lines, storm_points
+from .storm import Storm, run_storm, write_supplement
 
 pytestmark = pytest.mark.integration
 
 MODELS = load_generated()
 QUERIES = [pq for stem, model in MODELS.items() for pq in panel_queries(stem, model)]
-DEVICES = {**WATER, **RAIN, **BIKE, **CAMERA, **STATUS}
+# Grafana's $__interval for a few hours on a wide panel; the workers' pipeline counters
+# come every 5 s of wall-clock time, so a rate needs buckets shorter than the run.
+INTERVAL = "15s"
+OPEN_STATES = {"open", "acknowledged", "dispatched"}
 
 
-@contextmanager
-def storm_database(stack: Stack, *, relay_tickets: bool) -> Iterator[InfluxSettings]:
-    """A unique database (made like the ``settings`` fixture's) holding the storm; ticket
-    events mapped by streams.influx_sink, or written as the tickets outbox relay writes
-    them."""
-    base = stack.settings.influx
-    db = f"gw_dash_{uuid.uuid4().hex[:8]}"
-    response = httpx.post(f"{base.url}/query", data={"q": f'CREATE DATABASE "{db}"'}, timeout=10)
+@pytest.fixture(scope="module")
+def storm(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storm]:
+    """The real storm in its own topics, consumer group, database and ticket store
+    (isolated as the ``settings`` and ``e2e_settings`` fixtures isolate a test)."""
+    tag = uuid.uuid4().hex[:8]
+    base = stack.settings
+    db = f"gw_dash_{tag}"
+    response = httpx.post(f"{base.influx.url}/query", data={"q": f'CREATE DATABASE "{db}"'})
     response.raise_for_status()
-    influx = base.model_copy(update={"database": db})
-    end = datetime.now(UTC).replace(microsecond=0)
-
-    async def write() -> int:
-        writer = InfluxWriter(influx)
-        try:
-            n = await writer.write(storm_points(end, tickets=not relay_tickets))
-            if relay_tickets:
-                await writer.transport.write("\n".join(relay_ticket_lines(end)))
-            return n
-        finally:
-            await writer.close()
-
-    assert asyncio.run(write()) > 1000
+    tmp = tmp_path_factory.mktemp("dashstorm")
+    settings = base.model_copy(
+        update={
+            "kafka": base.kafka.model_copy(
+                update={"topic_prefix": f"t{tag}", "streams_group": f"streams-{tag}"}
+            ),
+            "mqtt": base.mqtt.model_copy(
+                update={"share_group": f"g{tag}", "client_id": f"bridge-{tag}"}
+            ),
+            "influx": base.influx.model_copy(update={"database": db}),
+            "tickets": base.tickets.model_copy(update={"db_url": f"sqlite:///{tmp}/tickets.db"}),
+            "registry_dir": tmp / "city",
+        }
+    )
+    result = run_storm(settings, tmp / "run")
+    asyncio.run(write_supplement(settings, Registry.from_dir(settings.registry_dir)))
     try:
-        yield influx
+        yield result
     finally:
-        httpx.post(f"{base.url}/query", data={"q": f'DROP DATABASE "{db}"'}, timeout=10)
+        httpx.post(f"{base.influx.url}/query", data={"q": f'DROP DATABASE "{db}"'})
 
 
 @pytest.fixture(scope="module")
-def storm_influx(stack: Stack) -> Iterator[InfluxSettings]:
-    """Shared by this module's read-only tests."""
-    with storm_database(stack, relay_tickets=False) as influx:
-        yield influx
-
-
-@pytest.fixture(scope="module")
-def relay_influx(stack: Stack) -> Iterator[InfluxSettings]:
-    with storm_database(stack, relay_tickets=True) as influx:
-        yield influx
+def storm_influx(storm: Storm) -> InfluxSettings:
+    return storm.settings.influx
 
 
 def run_query(influx: InfluxSettings, pq: PanelQuery, **values: Any) -> list[dict[str, Any]]:
     model = MODELS[pq.dashboard]
-    text = substitute(pq.query, model, values, time_from=time_from_of(model))
+    text = substitute(pq.query, model, values, time_from=time_from_of(model), interval=INTERVAL)
     assert not used_variables(text), text
     return asyncio.run(query(influx, text))
 
@@ -153,83 +150,116 @@ def _value(series: list[dict[str, Any]], column: str) -> Any:
     return row[column]
 
 
-@pytest.mark.parametrize(
-    ("title", "column", "expected"),
-    [
-        ("活跃事件", "incidents", 2),  # t-1 (open..dispatched) and t-2 (open, later resolved)
-        ("预警", "pre_alerts", 1),
-        ("超时工单", "breaches", 1),
-        ("先于投诉率", "pre_emption_rate", 0.5),
-        ("提前分钟", "lead_min", 22.0),
-    ],
-)
-def test_wall_kpis_count_the_storm_tickets(
-    storm_influx: InfluxSettings, title: str, column: str, expected: float
+def _tickets_reaching(storm: Storm, states: set[str]) -> int:
+    return len({a["ticket_id"] for a in storm.audit if a["to_state"] in states})
+
+
+def test_storm_exercised_what_the_dashboards_show(storm: Storm) -> None:
+    """The real storm must produce every kind of event the panels draw, or the panel
+    tests below would prove little."""
+    r = storm.result
+    assert _tickets_reaching(storm, OPEN_STATES) > 0
+    assert _tickets_reaching(storm, {"pre_alert"}) > 0
+    assert storm.sweep["breaches"] > 0
+    assert any(c["pre_empted"] for c in r.complaints)
+    assert sum(r.dead_letters.values()) > 0
+    reasons = [t["why"] for t in r.tickets if t["category"] == "device_fault"]
+    assert any(" silent (" in w for w in reasons), reasons
+    assert any(" dead (" in w for w in reasons), reasons
+
+
+def test_wall_kpis_agree_with_the_ticket_store(storm: Storm, storm_influx: InfluxSettings) -> None:
+    """Active incidents and pre-alerts count distinct tickets, as the store does; the
+    pre-emption rate and lead are those of the complaints linked to a ticket."""
+    # InfluxDB keeps one point per series and millisecond: ticket events of one grid,
+    # category, severity, state and event at the same event time (forecasts for two
+    # sites of a grid from one reading time) collapse into one, so a few tickets are
+    # missing from the counts (see the report on the ticket schema).
+    for title, column, states in (
+        ("活跃事件", "incidents", OPEN_STATES),
+        ("预警", "pre_alerts", {"pre_alert"}),
+    ):
+        expected = _tickets_reaching(storm, states)
+        assert 0.8 * expected <= _value(run_query(storm_influx, _one(title)), column) <= expected
+    linked = [c for c in storm.result.complaints if c["ticket_id"]]
+    rate = _value(run_query(storm_influx, _one("先于投诉率")), "pre_emption_rate")
+    assert rate == pytest.approx(statistics.mean(c["pre_empted"] for c in linked), abs=0.05)
+    leads = [c["lead_min"] for c in linked if c["pre_empted"] and c["lead_min"] is not None]
+    lead = _value(run_query(storm_influx, _one("提前分钟")), "lead_min")
+    assert lead == pytest.approx(statistics.median(leads), abs=2.0)
+    # Breaches recorded by one sweep share one timestamp: those of one grid, category,
+    # severity and state are one InfluxDB point (see the report on tickets' schema).
+    breaches = _value(run_query(storm_influx, _one("超时工单")), "breaches")
+    assert 0 < breaches <= storm.sweep["breaches"]
+
+
+def test_rain_kpis_read_the_rain_jobs_grid_picture(storm_influx: InfluxSettings) -> None:
+    """Rain now and next hour come from rain_grid (the rain job's per-grid picture):
+    the storm is still raining at its end, so both are positive and the hour's rain
+    (decaying nowcast) is below an hour at the current rate."""
+    now = _value(run_query(storm_influx, _one("当前雨强")), "rate_mm_h")
+    nxt = _value(run_query(storm_influx, _one("未来1小时雨量")), "next_60_mm")
+    assert now > 0 and 0 < nxt <= now
+
+
+def test_silent_and_dead_devices_match_the_device_fault_tickets(
+    storm: Storm, storm_influx: InfluxSettings
 ) -> None:
-    assert _value(run_query(storm_influx, _one(title)), column) == pytest.approx(expected)
-
-
-TICKET_QUERIES = [q for q in QUERIES if 'FROM "ticket"' in q.query]
-NOT_FROM_RELAY = {"先于投诉率", "提前分钟"}  # pre_empted, lead_min: no writer yet
-
-
-@pytest.mark.parametrize(
-    "pq",
-    [q for q in TICKET_QUERIES if q.title not in NOT_FROM_RELAY],
-    ids=[f"{q.dashboard}/{q.title}" for q in TICKET_QUERIES if q.title not in NOT_FROM_RELAY],
-)
-def test_ticket_queries_also_read_the_outbox_relay_format(
-    relay_influx: InfluxSettings, pq: PanelQuery
-) -> None:
-    """tickets.outbox.influx_line stores state and event as fields, not tags: the
-    ticket panels must read that format too."""
-    data = rows(run_query(relay_influx, pq))
-    assert data and any(v is not None for r in data for k, v in r.items() if k != "time")
-
-
-@pytest.mark.parametrize(
-    ("title", "column", "expected"),
-    [("活跃事件", "incidents", 2), ("预警", "pre_alerts", 1), ("超时工单", "breaches", 1)],
-)
-def test_wall_kpis_agree_on_both_ticket_formats(
-    relay_influx: InfluxSettings, title: str, column: str, expected: float
-) -> None:
-    assert _value(run_query(relay_influx, _one(title)), column) == pytest.approx(expected)
+    faults = {t["id"] for t in storm.result.tickets if t["category"] == "device_fault"}
+    for pq in [q for q in QUERIES if q.title == "静默与失联设备"]:
+        health = "silent" if pq.ref_id == "A" else "dead"
+        expected = {
+            a["ticket_id"]
+            for a in storm.audit
+            if a["ticket_id"] in faults and f" {health} (" in a["reason"]
+        }
+        assert expected, health
+        assert _value(run_query(storm_influx, pq), health) == len(expected)
 
 
 def test_grid_variable_filters_series(storm_influx: InfluxSettings) -> None:
     pq = _one("积水深度（各网格最大）")
     every = {s["tags"]["grid"] for s in run_query(storm_influx, pq)}
-    assert every == {"G01", "G02", "G03"}
-    one = {s["tags"]["grid"] for s in run_query(storm_influx, pq, grid=["G03"])}
-    assert one == {"G03"}
-    two = {s["tags"]["grid"] for s in run_query(storm_influx, pq, grid=["G01", "G02"])}
-    assert two == {"G01", "G02"}
+    assert len(every) >= 3
+    first, second, *_ = sorted(every)
+    one = {s["tags"]["grid"] for s in run_query(storm_influx, pq, grid=[first])}
+    assert one == {first}
+    two = {s["tags"]["grid"] for s in run_query(storm_influx, pq, grid=[first, second])}
+    assert two == {first, second}
 
 
-def test_district_variable_narrows_the_grid_variable(storm_influx: InfluxSettings) -> None:
+def test_district_variable_narrows_the_grid_variable(
+    storm: Storm, storm_influx: InfluxSettings
+) -> None:
+    registry = Registry.from_dir(storm.settings.registry_dir)
     grid_var = next(q for q in QUERIES if q.source == "variable" and q.title == "grid")
-    grids = {r["value"] for r in rows(run_query(storm_influx, grid_var, district=["D2"]))}
-    assert grids == {"G03"}
+    found = asyncio.run(query(storm_influx, 'SHOW TAG VALUES WITH KEY = "district"'))
+    district = sorted(r["value"] for r in rows(found))[0]
+    grids = {r["value"] for r in rows(run_query(storm_influx, grid_var, district=[district]))}
+    assert grids and all(registry.ancestor(g, "district") == district for g in grids)
 
 
-def test_site_variable_lists_devices_of_its_kind(storm_influx: InfluxSettings) -> None:
+def test_site_variable_lists_devices_of_its_kind(
+    storm: Storm, storm_influx: InfluxSettings
+) -> None:
+    per_kind = storm.result.per_device
     site = next(
         q
         for q in QUERIES
         if q.dashboard == "waterlogging" and q.source == "variable" and q.title == "site"
     )
-    assert {r["value"] for r in rows(run_query(storm_influx, site))} == set(WATER)
+    assert {r["value"] for r in rows(run_query(storm_influx, site))} == set(per_kind["water"])
     devices = next(
         q
         for q in QUERIES
         if q.dashboard == "devices" and q.source == "variable" and q.title == "site"
     )
-    assert {r["value"] for r in rows(run_query(storm_influx, devices))} == set(DEVICES)
+    every = {d for kind in per_kind.values() for d in kind}
+    assert {r["value"] for r in rows(run_query(storm_influx, devices))} == every
 
 
 def test_repeated_site_panel_shows_one_site_with_its_forecast(
-    storm_influx: InfluxSettings,
+    storm: Storm, storm_influx: InfluxSettings
 ) -> None:
     forecast = next(
         q
@@ -238,16 +268,22 @@ def test_repeated_site_panel_shows_one_site_with_its_forecast(
         and q.title.startswith("积水深度与预报")
         and q.ref_id == "B"
     )
-    data = rows(run_query(storm_influx, forecast, site="wl-001"))
+    (deepest,) = rows(
+        asyncio.run(query(storm_influx, 'SELECT max("level_cm"), "device" FROM "water"'))
+    )
+    data = rows(run_query(storm_influx, forecast, site=deepest["device"]))
     peak = max(r["+30"] for r in data if r["+30"] is not None)
-    assert 15.0 < peak < 25.0  # wl-001 peaks at about 22 cm
+    assert 0 < peak < 2 * deepest["max"]
     assert all(r["+30 q10"] <= r["+30"] <= r["+30 q90"] for r in data if r["+30"] is not None)
 
 
-def test_ticket_annotation_carries_text_and_tags(storm_influx: InfluxSettings) -> None:
+def test_ticket_annotation_carries_text_and_tags(
+    storm: Storm, storm_influx: InfluxSettings
+) -> None:
     anno = next(q for q in QUERIES if q.dashboard == "wall" and q.source == "annotation")
     data = rows(run_query(storm_influx, anno))
-    assert {r["ticket_id"] for r in data} == {"t-1", "t-2"}
+    assert {r["ticket_id"] for r in data} <= {t["id"] for t in storm.result.tickets}
+    assert len(data) >= 0.9 * len(storm.result.tickets)
     assert all(r["reason"] and r["category"] and r["severity"] for r in data)
 
 

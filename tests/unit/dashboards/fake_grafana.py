@@ -87,7 +87,7 @@ class FakeGrafana(BaseAdapter):
         response.request = request
         response.url = request.url
         response.encoding = "utf-8"
-        response.raw = _Raw()  # type: ignore[assignment]  # no socket behind this answer
+        response.raw = _Raw()  # no socket behind this answer
         return response
 
     # -- documented endpoints -----------------------------------------------------------
