@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from gridwatch.contracts import Complaint, incident_key
@@ -59,31 +59,44 @@ class ComplaintIntake(TicketStore):
         if existing is not None:
             return _complaint_outcome(existing, duplicate=True)
         key = incident_key(grid, c.category)
+        # Tickets active when the call was made: active now, or closed (in event time)
+        # after the call — a hotline feed that lags the sensors must not open a second
+        # ticket beside the one that was open when the resident called.
         q = (
             select(Ticket)
             .where(
                 Ticket.grid_id == grid,
                 Ticket.category == c.category.value,
-                Ticket.state.in_(rules.ACTIVE_STATES),
+                or_(
+                    Ticket.state.in_(rules.ACTIVE_STATES),
+                    and_(Ticket.closed_at.is_not(None), Ticket.closed_at >= c.ts),
+                ),
             )
             .order_by(Ticket.created_at)
             .with_for_update()
         )
         candidates = list(s.scalars(q))
-        match = next(
-            (
-                t
-                for t in candidates
-                if rules.complaint_matches(
-                    (t.lon, t.lat) if t.lon is not None and t.lat is not None else None,
-                    t.created_at,
-                    (c.lon, c.lat),
-                    c.ts,
-                    self.config.complaint_link_distance_m,
-                    self.config.complaint_link_window_min,
-                )
+        matches = [
+            t
+            for t in candidates
+            if rules.complaint_matches(
+                (t.lon, t.lat) if t.lon is not None and t.lat is not None else None,
+                t.created_at,
+                (c.lon, c.lat),
+                c.ts,
+                self.config.complaint_link_distance_m,
+                self.config.complaint_link_window_min,
+            )
+        ]
+        # the nearest of them (the call is about the site the resident stands at)
+        match = min(
+            matches,
+            key=lambda t: (
+                rules.distance_m(t.lon, t.lat, c.lon, c.lat)
+                if t.lon is not None and t.lat is not None
+                else float("inf")
             ),
-            None,
+            default=None,
         )
         if match is None:  # the incident's own key always links, whatever the window
             match = next((t for t in candidates if t.incident_key == key), None)

@@ -413,3 +413,36 @@ def test_concurrent_worker_processes_make_one_ticket(
         assert tickets[0].severity == "major"
         assert s.scalar(select(func.count()).select_from(Evidence)) == 32
     assert count(engine, AuditRow) == count(engine, OutboxRow)
+
+
+def test_a_late_filed_call_links_to_the_ticket_open_when_it_was_made(
+    service: TicketService, registry: Registry
+) -> None:
+    """The hotline feed may lag the sensors: a call made while the proactive ticket was
+    open, filed after the water receded and the ticket auto-resolved, is pre-empted by
+    that ticket — not a second, reactive one. A call made after it closed is new."""
+    dev = registry.devices["wl-00001"].device
+    grid = registry.devices["wl-00001"].grid_id
+    first = service.raise_alert(make_alert("l1", "observed", grid=grid, lon=dev.lon, lat=dev.lat))
+    service.raise_alert(make_alert("l2", "clear", grid=grid, lon=dev.lon, lat=dev.lat, minutes=60))
+    with service.read_session() as s:
+        t = s.get(Ticket, first.ticket_id)
+        assert t is not None and t.state == "auto_resolved"
+    during = service.file_complaint(make_complaint("late", dev.lon, dev.lat, minutes=30))
+    assert (during.ticket_id, during.pre_empted, during.lead_min) == (first.ticket_id, True, 30.0)
+    after = service.file_complaint(make_complaint("after", dev.lon, dev.lat, minutes=90))
+    assert after.linked is False and after.ticket_id != first.ticket_id
+
+
+def test_a_call_links_to_the_nearest_active_ticket_of_its_grid(
+    service: TicketService, registry: Registry
+) -> None:
+    x0, y0, x1, y1 = registry.geometry[GRID].bounds
+    near_a = (x0 + 0.0005, y0 + 0.0005)
+    near_b = (x0 + 0.0030, y0 + 0.0030)
+    a = service.raise_alert(make_alert("n1", site="site-a", lon=near_a[0], lat=near_a[1]))
+    b = service.raise_alert(
+        make_alert("n2", site="site-b", lon=near_b[0], lat=near_b[1], minutes=1)
+    )
+    call = service.file_complaint(make_complaint("nb", near_b[0], near_b[1], minutes=5))
+    assert call.ticket_id == b.ticket_id != a.ticket_id
