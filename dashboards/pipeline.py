@@ -1,5 +1,6 @@
 """数据管道 Pipeline: ingest rate, dead letters by reason, consumer lag, sink latency,
-tickets raised per hour (measurement ``pipeline``, tags stage/instance/reason)."""
+sink retries and spool, tickets raised per hour (measurement ``pipeline``, tags
+stage/instance/reason)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,26 @@ def sink_latency() -> timeseries.Panel:
     )
 
 
+def sink_health() -> timeseries.Panel:
+    return ts(
+        "写入重试与缓存",
+        "How the stream workers' InfluxDB sink copes, per interval and worker: write "
+        "retries, points InfluxDB rejected (dead-lettered), points spooled to disk while "
+        "InfluxDB was down and drained from the spool since (counters sink_retries, "
+        "sink_rejected, spooled, spool_drained). All zero while InfluxDB keeps up.",
+        [
+            InfluxQL(
+                'SELECT non_negative_difference(max("sink_retries")) AS "retries", '
+                'non_negative_difference(max("sink_rejected")) AS "rejected", '
+                'non_negative_difference(max("spooled")) AS "spooled", '
+                'non_negative_difference(max("spool_drained")) AS "drained" '
+                f'FROM "pipeline" WHERE {STREAMS} AND {TIME} {INTERVAL}, "instance" fill(none)'
+            ).alias("$tag_instance $col")
+        ],
+        bars=True,
+    )
+
+
 def tickets_per_hour() -> timeseries.Panel:
     return ts(
         "每小时新建工单",
@@ -124,7 +145,8 @@ def dashboard() -> db.Dashboard:
     dash = frame(
         UID,
         "数据管道",
-        "Pipeline health: ingest, dead letters, consumer lag, sink latency, tickets per hour.",
+        "Pipeline health: ingest, dead letters, consumer lag, sink latency, sink retries "
+        "and spool, tickets per hour.",
         variables=[district_variable(), grid_variable()],
     )
     return (
@@ -133,5 +155,6 @@ def dashboard() -> db.Dashboard:
         .with_panel(at(dead_letters(), 0, 8, 12, 8))
         .with_panel(at(consumer_lag(), 12, 8, 12, 8))
         .with_panel(at(sink_latency(), 0, 16, 12, 8))
-        .with_panel(at(tickets_per_hour(), 12, 16, 12, 8))
+        .with_panel(at(sink_health(), 12, 16, 12, 8))
+        .with_panel(at(tickets_per_hour(), 0, 24, 24, 8))
     )

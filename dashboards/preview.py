@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dashboards.queries import substitute, time_from_of
+import httpx
+
+from dashboards.queries import grafana_interval, substitute, time_from_of
 from gridwatch.errors import SinkError
 from gridwatch.influx import query
 from gridwatch.settings import InfluxSettings
@@ -61,19 +63,25 @@ class PanelData:
 
 
 async def fetch(
-    influx: InfluxSettings, model: Mapping[str, Any], values: Mapping[str, Any] | None = None
+    influx: InfluxSettings,
+    model: Mapping[str, Any],
+    values: Mapping[str, Any] | None = None,
+    *,
+    interval: str | None = None,
 ) -> list[PanelData]:
     """Run every panel's targets; an error is kept on the panel, not raised."""
+    time_from = time_from_of(model)
+    step = interval or grafana_interval(time_from)
     out = []
     for panel in model.get("panels", []):
         data = PanelData(_title(panel, values), _english(panel), [], [], [])
         data.kind = str(panel.get("type", "timeseries"))
         for target in panel.get("targets", []):
-            text = substitute(target["query"], model, values, time_from=time_from_of(model))
+            text = substitute(target["query"], model, values, time_from=time_from, interval=step)
             try:
                 got = await query(influx, text)
-            except SinkError as exc:
-                data.error = str(exc)[:120]
+            except (SinkError, httpx.HTTPError) as exc:
+                data.error = str(exc)[:120] or type(exc).__name__
                 continue
             for s in got:
                 data.series.append(s)
@@ -269,16 +277,40 @@ def render_png(title: str, panels: Sequence[PanelData], path: Path) -> Path:
     return path
 
 
+async def probe(influx: InfluxSettings) -> None:
+    """Refuse, in one line, an InfluxDB that does not answer or lacks the database,
+    before drawing dashboards full of errors."""
+    try:
+        found = await query(influx, "SHOW MEASUREMENTS LIMIT 1")
+    except httpx.HTTPError as exc:
+        raise SinkError(
+            f"InfluxDB at {influx.url} does not answer ({type(exc).__name__}); start the "
+            "local stack (gridwatch stack up) or set influx.url"
+        ) from exc
+    except SinkError as exc:
+        raise SinkError(f"InfluxDB at {influx.url}, database {influx.database}: {exc}") from exc
+    if not found:  # InfluxDB 1.x answers a missing database with no series
+        raise SinkError(
+            f"InfluxDB at {influx.url}: database {influx.database} is missing or empty; "
+            "nothing to preview (run the pipeline or the demo first, or set influx.database)"
+        )
+
+
 def preview(
     influx: InfluxSettings,
     models: Mapping[str, Mapping[str, Any]],
     out_dir: Path,
     values: Mapping[str, Any] | None = None,
+    *,
+    interval: str | None = None,
 ) -> dict[str, tuple[Path, int, int]]:
-    """One PNG per dashboard; returns stem → (path, panels with data, panels)."""
+    """One PNG per dashboard; returns stem → (path, panels with data, panels).
+    ``$__interval`` is what Grafana picks for the dashboard's time range
+    (``grafana_interval``) unless ``interval`` is given."""
+    asyncio.run(probe(influx))
     result = {}
     for stem, model in models.items():
-        panels = asyncio.run(fetch(influx, model, values))
+        panels = asyncio.run(fetch(influx, model, values, interval=interval))
         title = f"{model.get('title', stem)} · {model.get('description', '')[:60]}"
         path = render_png(title, panels, out_dir / f"{stem}.png")
         result[stem] = (path, sum(not p.empty for p in panels), len(panels))

@@ -108,3 +108,35 @@ def time_from_of(model: Mapping[str, Any]) -> str:
     raw = str(model.get("time", {}).get("from", "now-6h"))
     match = re.fullmatch(r"now-(\d+[smhdw])", raw)
     return f"now() - {match.group(1)}" if match else "now() - 6h"
+
+
+# Grafana's rounding of range / max data points to a readable interval (its
+# kbn.roundInterval table): (upper bound in seconds, interval).
+_ROUND = (
+    (7.5, "5s"),
+    (12.5, "10s"),
+    (17.5, "15s"),
+    (25.0, "20s"),
+    (45.0, "30s"),
+    (90.0, "1m"),
+    (210.0, "2m"),
+    (450.0, "5m"),
+    (750.0, "10m"),
+    (1050.0, "15m"),
+    (1500.0, "20m"),
+    (2700.0, "30m"),
+    (5400.0, "1h"),
+)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def grafana_interval(time_from: str, max_points: int = 1000) -> str:
+    """``$__interval`` as Grafana computes it for ``time >= {time_from}`` on a panel
+    about ``max_points`` pixels wide: ``now() - 3h`` → ``10s``, ``now() - 24h`` → ``1m``."""
+    match = re.fullmatch(r"now\(\) - (\d+)([smhdw])", time_from)
+    span_s = int(match.group(1)) * _UNIT_S[match.group(2)] if match else 6 * 3600
+    per_point = span_s / max_points
+    for bound, interval in _ROUND:
+        if per_point < bound:
+            return interval
+    return "2h"

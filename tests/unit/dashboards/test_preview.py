@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dashboards.preview import MAX_BARS, MAX_LEGEND, PanelData, _title, draw, render_png
+import pytest
+
+from dashboards.preview import (
+    MAX_BARS,
+    MAX_LEGEND,
+    PanelData,
+    _title,
+    draw,
+    preview,
+    render_png,
+)
 
 
 def _series(n: int, points: int = 20) -> list[dict[str, object]]:
@@ -69,3 +79,14 @@ def test_many_bars_keep_the_largest(tmp_path: Path) -> None:
     assert len(labels) == MAX_BARS and labels[0] == "wl-059"
     assert f"top {MAX_BARS} of 60" in ax.get_title()
     plt.close(fig)
+
+
+def test_an_unreachable_influxdb_is_one_clear_error(tmp_path: Path) -> None:
+    from gridwatch.errors import SinkError
+    from gridwatch.settings import InfluxSettings
+    from gridwatch.stack import free_port
+
+    influx = InfluxSettings(url=f"http://127.0.0.1:{free_port()}", timeout_s=2.0)
+    with pytest.raises(SinkError, match="does not answer"):
+        preview(influx, {}, tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing drawn

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dashboards.influxql import InfluxQL
-from dashboards.queries import format_value, substitute, time_from_of
+from dashboards.queries import format_value, grafana_interval, substitute, time_from_of
 
 MODEL = {
     "time": {"from": "now-3h", "to": "now"},
@@ -70,3 +70,18 @@ def test_cli_check_passes_on_the_committed_tree() -> None:
     result = CliRunner().invoke(cli.app, ["dashboards", "check"])
     assert result.exit_code == 0, result.output
     assert "match the code" in result.output
+
+
+@pytest.mark.parametrize(
+    ("time_from", "interval"),
+    [
+        ("now() - 1h", "5s"),
+        ("now() - 3h", "10s"),
+        ("now() - 6h", "20s"),
+        ("now() - 24h", "1m"),
+        ("now() - 7d", "10m"),
+        ("now() - 90d", "2h"),
+    ],
+)
+def test_grafana_interval_rounds_range_per_point(time_from: str, interval: str) -> None:
+    assert grafana_interval(time_from) == interval
