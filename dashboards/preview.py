@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,9 @@ def draw(ax: Any, data: PanelData, cjk: bool) -> None:
                 continue
             points = [(row[0], row[c]) for row in values if _numeric(row[c])]
             label = _text(_series_label(s, col, alias), cjk)
-            if fmt == "time_series" and len(values) > 1 and points:
+            # a time-series panel draws even a one-point series (a single hour's
+            # tickets); elsewhere one value is a stat or a bar
+            if fmt == "time_series" and points and (len(values) > 1 or data.kind == "timeseries"):
                 curves.append((label, points))
             elif points:
                 bars += [(label, float(points[-1][1]))]
@@ -237,7 +239,12 @@ def _plot_curves(ax: Any, curves: list[tuple[str, list[tuple[Any, Any]]]]) -> No
         ax.plot(xs, [v for _, v in points], color="#b0b0b0", linewidth=0.6, alpha=0.6)
     for label, points in reversed(named):
         xs = [datetime.fromtimestamp(t / 1000, UTC) for t, _ in points]
-        ax.plot(xs, [v for _, v in points], label=label, linewidth=1.3)
+        marker = "o" if len(points) == 1 else None
+        ax.plot(xs, [v for _, v in points], label=label, linewidth=1.3, marker=marker)
+    times = {t for _, points in ranked for t, _ in points}
+    if len(times) == 1:  # one instant: a window around it, not matplotlib's ±2 days
+        at = datetime.fromtimestamp(times.pop() / 1000, UTC)
+        ax.set_xlim(at - timedelta(minutes=5), at + timedelta(minutes=5))
     ax.xaxis.set_major_formatter(dates.DateFormatter("%H:%M"))
     ax.tick_params(labelsize=7)
     handles, labels = ax.get_legend_handles_labels()

@@ -74,7 +74,7 @@ def test_many_bars_keep_the_largest(tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots()
-    draw(ax, _panel(_series(60, points=1)), cjk=False)
+    draw(ax, _panel(_series(60, points=1), kind="bargauge"), cjk=False)
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == MAX_BARS and labels[0] == "wl-059"
     assert f"top {MAX_BARS} of 60" in ax.get_title()
@@ -90,3 +90,18 @@ def test_an_unreachable_influxdb_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match="does not answer"):
         preview(influx, {}, tmp_path)
     assert not list(tmp_path.iterdir())  # nothing drawn
+
+
+def test_a_one_point_series_is_drawn_beside_longer_ones() -> None:
+    """Tickets per hour: a category whose tickets all fell in one hour is one point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    draw(ax, _panel(_series(1, points=3) + _series(2, points=1)[1:]), cjk=False)
+    legend = ax.get_legend()
+    assert legend is not None
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["wl-000", "wl-001"]
+    plt.close(fig)
