@@ -25,6 +25,7 @@ from gridwatch.drills.harness import (
     restart_worker,
     resume,
     run_storm,
+    start_service,
     wait_forwarded,
     water_in_influx,
     water_keys,
@@ -119,7 +120,7 @@ def influx_outage(ctx: DrillContext) -> DrillResult:
         ctx.stack.stop("influxdb")
         state["stopped"] = time.monotonic()
         time.sleep(INFLUX_OUTAGE_S)
-        ctx.stack.start("influxdb")
+        start_service(ctx.stack, "influxdb")
         state["down_s"] = time.monotonic() - state["stopped"]
 
     def chaos(published: int, procs: DemoProcs) -> None:
@@ -167,7 +168,7 @@ def mosquitto_restart(ctx: DrillContext) -> DrillResult:
             procs.publisher.flush(timeout_s=60)  # the broker holds every message now
             started = time.monotonic()
             ctx.stack.stop("mosquitto")
-            ctx.stack.start("mosquitto")
+            start_service(ctx.stack, "mosquitto")
             state["broker_restart_s"] = time.monotonic() - started
             resume(procs.bridge)
             procs.publisher.close()
@@ -215,7 +216,7 @@ def kafka_restart(ctx: DrillContext) -> DrillResult:
             state["lag_records_at_kill"] = sum(lag.values())
             started = time.monotonic()
             ctx.stack.kill("kafka")
-            ctx.stack.start("kafka")
+            start_service(ctx.stack, "kafka")
             state["broker_restart_s"] = time.monotonic() - started
             # Runbook: the emptied broker gets every topic back (a produce may auto-create
             # a topic, but not the ones only the workers write), then the workers are
