@@ -14,6 +14,7 @@ in ``NOT_WRITTEN_YET`` with who should write it.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gridwatch.contracts import CameraCounts, CameraReading, WaterReading
+from gridwatch.contracts import CameraCounts, CameraReading, TicketEvent, WaterReading
 from gridwatch.demo import DemoResult, run_demo
 from gridwatch.influx import InfluxWriter, Point
 from gridwatch.registry import Registry
@@ -30,11 +31,12 @@ from ingest.quality import qc_flag
 from simulators.scenario import load_scenario
 from streams.influx_sink import reading_point
 from tickets.db import make_engine, migrate, session_factory
-from tickets.models import AuditRow
+from tickets.models import AuditRow, OutboxRow
 from tickets.outbox import OutboxRelay
 from tickets.publishers import InfluxPublisher
 from tickets.service import TicketService
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SCENARIO = "rainstorm-50y"
 DURATION = "100min"
 MAX_DEVICES = 250
@@ -59,10 +61,36 @@ NOT_WRITTEN_YET = {
 class Storm:
     settings: Settings
     result: DemoResult
-    audit: list[
-        dict[str, Any]
-    ]  # the ticket store's audit rows: ticket_id, action, to_state, reason
+    audit: list[dict[str, Any]]  # the store's audit rows: ticket_id, action, to_state, reason
     sweep: dict[str, int]
+    # The ticket points InfluxDB holds after the relay wrote every outbox event in order:
+    # one per (grid, category, severity, state, event, ms), later writes overwriting
+    # earlier ones' fields — what the ticket panels can read.
+    ticket_points: list[dict[str, Any]]
+    ticket_events: int  # outbox events written
+
+
+def ticket_points(events: list[tuple[TicketEvent, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """InfluxDB's view of the relay's ``ticket`` writes (tickets/outbox.influx_line):
+    tags grid, category, severity, state, event; ms time; fields merged, last write
+    wins."""
+    points: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e, detail in events:
+        tags = {
+            "grid": e.grid_id,
+            "category": e.category.value,
+            "severity": e.severity.value,
+            "state": e.state,
+            "event": e.event,
+        }
+        key = (*tags.values(), (e.ts - EPOCH) // timedelta(milliseconds=1))
+        fields: dict[str, Any] = {"ticket_id": e.ticket_id, "reason": e.reason}
+        if e.event == "complaint" and "pre_empted" in detail:
+            fields["pre_empted"] = 1 if detail["pre_empted"] else 0
+            if isinstance(detail.get("lead_min"), int | float):
+                fields["lead_min"] = float(detail["lead_min"])
+        points[key] = {**points.get(key, tags), **fields}
+    return list(points.values())
 
 
 def run_storm(settings: Settings, out_dir: Path) -> Storm:
@@ -77,6 +105,11 @@ def run_storm(settings: Settings, out_dir: Path) -> Storm:
         migrate(engine)
         asyncio.run(OutboxRelay(engine, InfluxPublisher(settings.influx)).drain())
         with session_factory(engine)() as s:
+            events = []
+            for row in s.scalars(select(OutboxRow).order_by(OutboxRow.id)):
+                payload = dict(row.payload)
+                detail = payload.pop("detail", None) or {}
+                events.append((TicketEvent.model_validate_json(json.dumps(payload)), detail))
             audit = [
                 {
                     "ticket_id": a.ticket_id,
@@ -88,7 +121,7 @@ def run_storm(settings: Settings, out_dir: Path) -> Storm:
             ]
     finally:
         engine.dispose()
-    return Storm(settings, result, audit, sweep)
+    return Storm(settings, result, audit, sweep, ticket_points(events), len(events))
 
 
 def supplement_points(registry: Registry, end: datetime) -> list[Point]:
