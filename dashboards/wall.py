@@ -168,9 +168,12 @@ def storm_mode() -> stat.Panel:
 def max_risk() -> stat.Panel:
     return kpi(
         "最高风险",
-        "Highest flood/overflow risk (0-1) assessed for any device in the last 15 minutes.",
+        "Highest flood/overflow risk (0-1) assessed for any water sensor or bike-parking "
+        "site in the last 15 minutes (camera, rain and battery risks are on their own "
+        "panels).",
         InfluxQL(
-            f'SELECT max("risk") AS "risk" FROM "assessment" WHERE {AREA} AND time > now() - 15m'
+            'SELECT max("risk") AS "risk" FROM "assessment" WHERE "kind" =~ /^(water|bike)$/ '
+            f"AND {AREA} AND time > now() - 15m"
         ),
         unit="percentunit",
         thresholds=risk_thresholds(),
