@@ -17,9 +17,11 @@ def abuse(ctx: DrillContext) -> DrillResult:
             raise
         raise DrillError("gridwatch.abuse is not there yet; the abuse drill cannot run") from exc
     out = module.run_abuse(ctx.stack.settings)  # it isolates itself (topics, store)
+    figures = dict(out.get("figures", {}))
     return DrillResult(
         name="abuse",
         holds=str(out.get("holds", "")),
         passed=bool(out.get("passed")),
-        figures=dict(out.get("figures", {})),
+        figures=figures,
+        failures=[str(f) for f in out.get("failures") or figures.get("failures") or []],
     )

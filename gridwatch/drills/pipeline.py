@@ -252,6 +252,7 @@ def kafka_restart(ctx: DrillContext) -> DrillResult:
         {
             "published_messages": result.published,
             "water_published": len(set(keys)),
+            "water_published_before_restart": len(set(keys[:n_before])),
             "water_in_influx": sum(stored.values()),
             "killed_after_messages": state.get("killed_at"),
             "lag_records_at_kill": state.get("lag_records_at_kill"),
