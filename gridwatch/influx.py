@@ -10,8 +10,8 @@ measurement, tag set and time overwrite the earlier point.
 from __future__ import annotations
 
 import asyncio
-import logging
 import functools
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass

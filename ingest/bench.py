@@ -61,24 +61,39 @@ def messages(registry: Registry) -> Iterator[tuple[str, str, str]]:
             yield kind, device, f"gw/v1/{kind}/{device}"
 
 
-def publish_for(settings: Settings, registry: Registry, seconds: float) -> list[tuple[str, int]]:
-    """Publish as fast as PUBACKs allow; returns (kind, publish ms) per message."""
+def publish_for(
+    settings: Settings,
+    registry: Registry,
+    seconds: float,
+    *,
+    rate: float | None = None,
+    limit: int | None = None,
+    pub: Any = None,
+) -> list[tuple[str, int]]:
+    """Publish for ``seconds`` (or ``limit`` messages), as fast as PUBACKs allow or
+    paced at ``rate`` messages/s; returns (kind, publish ms) per message. ``pub``: an
+    open ``MqttPublisher`` to reuse (its devices already connected)."""
     from simulators.mqtt_publisher import MqttPublisher
 
+    if pub is None:
+        with MqttPublisher(settings, max_inflight=200) as own:
+            return publish_for(settings, registry, seconds, rate=rate, limit=limit, pub=own)
     sent: list[tuple[str, int]] = []
     seqs: dict[str, int] = {}
-    with MqttPublisher(settings, max_inflight=200) as pub:
-        deadline = time.monotonic() + seconds
-        for kind, device, topic in messages(registry):
-            if time.monotonic() > deadline:
-                break
-            seq = seqs[device] = seqs.get(device, -1) + 1
-            now_ms = int(time.time() * 1000)
-            pub.publish(
-                topic, json.dumps(payload(kind, now_ms, seq), separators=(",", ":")).encode()
-            )
-            sent.append((kind, now_ms))
-        pub.flush(120)
+    start = time.monotonic()
+    deadline = start + seconds
+    for kind, device, topic in messages(registry):
+        now = time.monotonic()
+        if now > deadline or (limit is not None and len(sent) >= limit):
+            break
+        if rate is not None and len(sent) >= rate * (now - start):
+            time.sleep(0.001)
+            continue
+        seq = seqs[device] = seqs.get(device, -1) + 1
+        now_ms = int(time.time() * 1000)
+        pub.publish(topic, json.dumps(payload(kind, now_ms, seq), separators=(",", ":")).encode())
+        sent.append((kind, now_ms))
+    pub.flush(120)
     return sent
 
 

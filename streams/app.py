@@ -58,6 +58,8 @@ class WorkerStats:
     spool_drained: int = 0
     tickets: dict[str, int] = field(default_factory=dict)
     sink_ms: LatencyWindow = field(default_factory=LatencyWindow)
+    partitions: str = ""  # the topic partitions assigned to this worker
+    table_rows: dict[str, int] = field(default_factory=dict)
 
     def points(self, instance: str, time_ms: int, lag: int | None) -> list[Point]:
         fields: dict[str, FieldValue] = {
@@ -73,6 +75,11 @@ class WorkerStats:
             fields[f"tickets_{action}"] = count
         if lag is not None:
             fields["lag"] = lag
+        fields["assigned"] = self.partitions.count(":")
+        if self.partitions:
+            fields["partitions"] = self.partitions
+        for name, rows in sorted(self.table_rows.items()):
+            fields[f"rows_{name.replace('-', '_')}"] = rows
         for name, value in self.sink_ms.percentiles().items():
             fields[f"sink_ms_{name}"] = value
         return [Point("pipeline", {"stage": "streams", "instance": instance}, fields, time_ms)]
@@ -93,6 +100,9 @@ def register_metrics(app: faust.App, ctx: JobContext, every_s: float = 5.0) -> N
             lag = sum((await consumer_lag(k, k.streams_group, topics)).values())
         except (KafkaError, GridWatchError, OSError):
             lag = None
+        assigned = app.consumer.assignment()
+        ctx.stats.partitions = ",".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        ctx.stats.table_rows = {name: len(table) for name, table in app.tables.items()}
         try:
             await ctx.writer.write(
                 ctx.stats.points(instance, int(time.time() * 1000), lag), retries=0

@@ -1,11 +1,13 @@
 """``gridwatch bench pipeline``: MQTT → bridge → Kafka → Faust → InfluxDB, end to end.
 
-For 1 and 2 stream workers, the ingest load (every kind, every device of a small city,
-as fast as the publisher gets PUBACKs for ``seconds``) goes through one bridge; the
-figures are readings/s stored in InfluxDB, the consumer lag at the end of the load,
-publish → InfluxDB latency of the water readings (from the arrival curve: InfluxDB's
+For 1 and 2 stream workers, a mixed load (every kind, every device of a small city)
+goes through one bridge at offered rates of 500, 1,000, 1,500, … 5,000 readings/s, ``seconds`` per
+rate, until the pipeline no longer keeps up (it needs more than ``KEEP_UP_S`` after the
+load to store the step). Per step: readings/s published and stored, the consumer lag
+at the end of the load, publish → InfluxDB latency of the water readings (InfluxDB's
 count is polled every 100 ms and the i-th published reading counts as stored when the
-count first passes i), and each process's CPU and peak memory.
+count first passes i), and each process's CPU and peak memory. The sustained rate is
+the highest step that kept up; start-up is worker launch → group joined.
 """
 
 from __future__ import annotations
@@ -42,7 +44,22 @@ def _stored(settings: Settings) -> int:
     return sum(_count(settings, m, "qc") for m in ("water", "rain", "bike", "camera", "status"))
 
 
-def run_case(base: Settings, registry: Registry, workers: int, seconds: float) -> dict[str, Any]:
+RATES = (500, 1000, 1500, 2000, 3000, 4000, 5000)
+
+
+def run_case(
+    base: Settings,
+    registry: Registry,
+    workers: int,
+    seconds: float,
+    rates: tuple[int, ...] = RATES,
+) -> dict[str, Any]:
+    """One pool of ``workers``: a warm-up round (every device connects and publishes
+    once), then ``seconds`` of load at each offered rate in turn, until the pipeline no
+    longer keeps up (it needs more than ``KEEP_UP_S`` after the load to store the
+    step's readings)."""
+    from simulators.mqtt_publisher import MqttPublisher
+
     tag = f"w{workers}"
     db = f"bench_{tag}"
     httpx.post(f"{base.influx.url}/query", data={"q": f'CREATE DATABASE "{db}"'}, timeout=10)
@@ -56,6 +73,7 @@ def run_case(base: Settings, registry: Registry, workers: int, seconds: float) -
         }
     )
     logs = settings.stack.var_dir / "log"
+    started = time.monotonic()
     pool = [
         Child(f"worker-{tag}-{i}", ["streams", "run"], settings, logs).start()
         for i in range(workers)
@@ -69,11 +87,13 @@ def run_case(base: Settings, registry: Registry, workers: int, seconds: float) -
             curve.append((time.time() * 1000, _count(settings)))
             time.sleep(0.1)
 
+    steps: list[dict[str, Any]] = []
     try:
         # the workers must have joined before the clock starts
         wait_until(
             lambda: all(w.alive() for w in pool) and _joined(settings), 90, what="workers joined"
         )
+        startup_s = time.monotonic() - started
         poller = threading.Thread(target=poll, daemon=True)
         names = {**{b.name: b.pid for b in bridges}, **{w.name: w.pid for w in pool}}
         stack = Stack(settings)
@@ -82,44 +102,78 @@ def run_case(base: Settings, registry: Registry, workers: int, seconds: float) -
             if pid is not None:
                 names[service] = pid
         names["publisher (this process)"] = os.getpid()
-        with ProcessSampler(names) as sampler:
-            poller.start()
-            t0 = time.time()
-            sent = publish_for(settings, registry, seconds)
-            publish_end = time.time()
-            k = settings.kafka
-            lag_at_end = sum(
-                asyncio.run(consumer_lag(k, k.streams_group, _reading_topics(settings))).values()
-            )
-            total = len(sent)
-            wait_until(
-                lambda: _stored(settings) >= total, 300, interval_s=0.5, what="all readings stored"
-            )
-            done = time.time()
-        stop.set()
-        poller.join()
+        poller.start()
+        with MqttPublisher(settings, max_inflight=200) as pub:
+            warm = publish_for(settings, registry, 120, limit=len(registry.devices), pub=pub)
+            wait_until(lambda: _stored(settings) >= len(warm), 120, what="warm-up stored")
+            total = len(warm)
+            for rate in rates:
+                water_base = _count(settings)
+                with ProcessSampler(names) as sampler:
+                    t0 = time.time()
+                    sent = publish_for(settings, registry, seconds, rate=rate, pub=pub)
+                    publish_end = time.time()
+                    total += len(sent)
+                    k = settings.kafka
+                    lag_at_end = sum(
+                        asyncio.run(
+                            consumer_lag(k, k.streams_group, _reading_topics(settings))
+                        ).values()
+                    )
+                    wait_until(
+                        lambda total=total: _stored(settings) >= total,
+                        300,
+                        interval_s=0.2,
+                        what="all readings stored",
+                    )
+                    done = time.time()
+                drain_s = round(done - publish_end, 1)
+                step: dict[str, Any] = {
+                    "offered_per_s": rate,
+                    "published_per_s": round(len(sent) / max(publish_end - t0, 1e-9)),
+                    "stored_per_s": round(len(sent) / max(done - t0, 1e-9)),
+                    "drain_s_after_load": drain_s,
+                    "lag_records_at_end_of_load": lag_at_end,
+                    "publish_to_influx_ms": percentiles(
+                        _latencies(sent, curve, water_base, publish_end)
+                    ),
+                    "cpu_percent": {k: round(v) for k, v in sampler.cpu_percent.items()},
+                    "peak_rss_mb": {k: round(v) for k, v in sampler.peak_rss_mb.items()},
+                }
+                step["kept_up"] = drain_s <= KEEP_UP_S
+                steps.append(step)
+                if not step["kept_up"]:
+                    break
     finally:
         stop.set()
         for child in [*bridges, *pool]:
             child.stop()
+    kept = [s for s in steps if s["kept_up"]]
+    return {
+        "workers": workers,
+        "startup_s": round(startup_s, 1),
+        "sustained_per_s": max((s["published_per_s"] for s in kept), default=0),
+        "steps": steps,
+    }
+
+
+KEEP_UP_S = 2.0
+
+
+def _latencies(
+    sent: list[tuple[str, int]], curve: list[tuple[float, int]], base: int, until: float
+) -> list[float]:
+    """Publish → InfluxDB latency (ms) of each water reading of a step: the i-th one
+    counts as stored when InfluxDB's water count first passes ``base + i``."""
     water_sent = np.array([ms for kind, ms in sent if kind == "water"], dtype=float)
     times = np.array([t for t, _ in curve])
     counts = np.array([c for _, c in curve])
-    latency = []
+    out = []
     for i, sent_ms in enumerate(water_sent):
-        hit = np.searchsorted(counts, i + 1)  # counts only grow
+        hit = np.searchsorted(counts, base + i + 1)  # counts only grow
         if hit < len(times):
-            latency.append(max(times[hit] - sent_ms, 0.0))
-    return {
-        "workers": workers,
-        "readings": total,
-        "publish_rate": round(total / max(publish_end - t0, 1e-9)),
-        "stored_per_s": round(total / max(done - t0, 1e-9)),
-        "lag_records_at_end_of_load": lag_at_end,
-        "publish_to_influx_ms": percentiles(latency),
-        "cpu_percent": {k: round(v) for k, v in sampler.cpu_percent.items()},
-        "peak_rss_mb": {k: round(v) for k, v in sampler.peak_rss_mb.items()},
-    }
+            out.append(max(times[hit] - sent_ms, 0.0))
+    return out
 
 
 def _reading_topics(settings: Settings) -> list[str]:
@@ -151,29 +205,43 @@ def run_bench(seconds: float = 15.0, console: Console | None = None) -> dict[str
     with private_stack(list(registry.devices)) as settings:
         city.write(settings.registry_dir)
         for n in (1, 2):
-            with console.status(f"pipeline bench: {n} worker(s), {seconds:.0f} s of load…"):
+            with console.status(
+                f"pipeline bench: {n} worker(s), {seconds:.0f} s per offered rate…"
+            ):
                 cases.append(run_case(settings, registry, n, seconds))
     table = Table(title="gridwatch bench pipeline (MQTT → bridge → Kafka → Faust → InfluxDB)")
-    for col in ("workers", "readings", "published/s", "stored/s", "lag at end", "p50 ms", "p99 ms"):
+    cols = ("workers", "offered/s", "published/s", "stored/s", "drain s", "lag", "p50 ms", "p99 ms")
+    for col in (*cols, "kept up"):
         table.add_column(col, justify="right")
     for c in cases:
-        table.add_row(
-            str(c["workers"]),
-            f"{c['readings']:,}",
-            f"{c['publish_rate']:,}",
-            f"{c['stored_per_s']:,}",
-            f"{c['lag_records_at_end_of_load']:,}",
-            str(c["publish_to_influx_ms"]["p50"]),
-            str(c["publish_to_influx_ms"]["p99"]),
-        )
+        for st in c["steps"]:
+            table.add_row(
+                str(c["workers"]),
+                f"{st['offered_per_s']:,}",
+                f"{st['published_per_s']:,}",
+                f"{st['stored_per_s']:,}",
+                str(st["drain_s_after_load"]),
+                f"{st['lag_records_at_end_of_load']:,}",
+                str(st["publish_to_influx_ms"]["p50"]),
+                str(st["publish_to_influx_ms"]["p99"]),
+                "yes" if st["kept_up"] else "no",
+            )
     console.print(table)
-    cpu = Table(title="CPU % of one core and peak RSS MB per process")
+    for c in cases:
+        console.print(
+            f"{c['workers']} worker(s): sustained {c['sustained_per_s']:,} readings/s "
+            f"(drained within {KEEP_UP_S:g} s of the load); start-up to joined {c['startup_s']} s"
+        )
+    cpu = Table(title="CPU % of one core and peak RSS MB per process, highest step")
     cpu.add_column("workers")
     cpu.add_column("process")
     cpu.add_column("CPU %", justify="right")
     cpu.add_column("peak RSS MB", justify="right")
     for c in cases:
-        for name, value in c["cpu_percent"].items():
-            cpu.add_row(str(c["workers"]), name, str(value), str(c["peak_rss_mb"].get(name, "-")))
+        last = c["steps"][-1] if c["steps"] else {"cpu_percent": {}, "peak_rss_mb": {}}
+        for name, value in last["cpu_percent"].items():
+            cpu.add_row(
+                str(c["workers"]), name, str(value), str(last["peak_rss_mb"].get(name, "-"))
+            )
     console.print(cpu)
-    return {"seconds": seconds, "cases": cases}
+    return {"seconds": seconds, "rates": list(RATES), "cases": cases}

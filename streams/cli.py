@@ -29,14 +29,27 @@ def run(
     from gridwatch.cli import settings
     from streams.app import create_app
 
-    faust_app = create_app(settings())
+    s = settings()
+    faust_app = create_app(s)
+    if str(faust_app.conf.store).startswith("rocksdb"):
+        import asyncio
+        from pathlib import Path
+
+        from streams.tables import drop_stale_tables
+
+        loop = asyncio.new_event_loop()  # not the worker's loop, which Faust sets up
+        try:
+            loop.run_until_complete(drop_stale_tables(s.kafka, Path(faust_app.conf.datadir)))
+        finally:
+            loop.close()
     worker = Worker(faust_app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 
 
 @app.command()
 def status() -> None:
-    """Consumer lag per topic and every worker's latest counters (from InfluxDB)."""
+    """Consumer lag per topic, and each worker's counters, assigned partitions and table
+    sizes (rows per table) as it last reported them to InfluxDB."""
     import asyncio
 
     from rich.console import Console
@@ -63,20 +76,32 @@ def status() -> None:
         query(
             s.influx,
             "SELECT LAST(readings) AS readings, LAST(alerts) AS alerts,"
-            " LAST(dead_lettered) AS dead_lettered, LAST(sink_retries) AS sink_retries"
+            " LAST(dead_lettered) AS dead_lettered, LAST(sink_retries) AS sink_retries,"
+            " LAST(spooled) AS spooled, LAST(assigned) AS assigned,"
+            " LAST(partitions) AS partitions, LAST(rows_water_sites) AS water_sites,"
+            " LAST(rows_bike_devices) AS bike_devices, LAST(rows_camera_devices) AS cameras,"
+            " LAST(rows_rain_gauges) AS gauges, LAST(rows_status_devices) AS status_devices"
             " FROM pipeline WHERE stage='streams' AND time > now() - 10m GROUP BY instance",
         )
     )
-    workers = Table(title="workers seen in the last 10 minutes")
-    for col in ("instance", "last report", "readings", "alerts", "dead-lettered", "sink retries"):
-        workers.add_column(col)
+    workers = Table(title="workers seen in the last 10 minutes (counters, assignment, table rows)")
+    cols = {
+        "instance": "instance",
+        "time": "last report",
+        "readings": "readings",
+        "alerts": "alerts",
+        "dead_lettered": "dead-lettered",
+        "sink_retries": "sink retries",
+        "spooled": "spooled",
+        "assigned": "partitions",
+        "water_sites": "water",
+        "bike_devices": "bike",
+        "cameras": "camera",
+        "gauges": "rain",
+        "status_devices": "status",
+    }
+    for title in cols.values():
+        workers.add_column(title)
     for row in rows(series):
-        workers.add_row(
-            str(row.get("instance")),
-            str(row.get("time")),
-            str(row.get("readings")),
-            str(row.get("alerts")),
-            str(row.get("dead_lettered")),
-            str(row.get("sink_retries")),
-        )
+        workers.add_row(*(str(row.get(key, "-")) for key in cols))
     console.print(workers)

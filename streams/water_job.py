@@ -19,7 +19,7 @@ from typing import Any
 
 import faust
 
-from gridwatch.contracts import ReadingBatch, WaterReading
+from gridwatch.contracts import Alert, ReadingBatch, WaterReading
 from gridwatch.influx import Point
 from gridwatch.kafka import partition_for
 from models.flood_forecast import load_forecaster
@@ -27,7 +27,7 @@ from streams.agent import device_table, reading_agent
 from streams.batch_state import field_of, fresh
 from streams.health import back_alert, silence_alert, silent_devices
 from streams.hygiene import HygieneState
-from streams.influx_sink import reading_points
+from streams.influx_sink import alert_point, reading_points
 from streams.scored_job import apply_result
 from streams.status_scoring import battery_update
 from streams.views import EvidenceView, RainView, gauge_states
@@ -57,10 +57,7 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
         for r in readings:
             if r.device_id in silent:
                 del silent[r.device_id]
-                back = back_alert(ctx.registry.placement(r.device_id), r.ts)
-                await ctx.alerts.send(
-                    key=back.incident_key.encode(), value=back.model_dump_json().encode()
-                )
+                await emit_alert(back_alert(ctx.registry.placement(r.device_id), r.ts))
         stored = {d: site_table.get(d) for d in {r.device_id for r in readings}}
         scored = fresh(readings, stored)
         if not scored:
@@ -104,9 +101,15 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
         if silent.get(device) == health:
             return  # reported already; a silent device is reported again once dead
         silent[device] = health
+        await emit_alert(alert)
+
+    async def emit_alert(alert: Alert) -> None:
+        """To the ticketing job, and to InfluxDB's ``alert`` measurement like every other
+        alert (the devices dashboard counts silent and dead sensors there)."""
         await ctx.alerts.send(
             key=alert.incident_key.encode(), value=alert.model_dump_json().encode()
         )
+        await ctx.sink.put([alert_point(alert)])
         ctx.stats.alerts += 1
 
     app.agent(water_topic, name="water", concurrency=1)(

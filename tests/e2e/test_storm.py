@@ -61,7 +61,7 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     silenced = {
         t["incident_key"].rsplit(":", 1)[1]
         for t in result.tickets
-        if t["category"] == "device_fault" and "silent" in t["why"]
+        if t["category"] == "device_fault" and (" silent " in t["why"] or " dead " in t["why"])
     }
     quiet = {
         f["device_id"]
@@ -86,6 +86,12 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
     )
     assert status.returncode == 0, status.stderr
     assert "readings.water" in status.stdout
+    # … and each worker's assignment and table sizes
+    assigned = influx_rows(
+        e2e_settings,
+        "SELECT LAST(assigned), LAST(rows_water_sites) FROM pipeline WHERE stage='streams'",
+    )
+    assert assigned and assigned[0]["last"] > 0 and assigned[0]["last_1"] > 0
 
 
 def test_dry_weekday_raises_no_flood_ticket(e2e_settings: Settings, tmp_path: Path) -> None:

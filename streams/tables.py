@@ -1,0 +1,78 @@
+"""Local RocksDB tables that are ahead of their changelog are dropped before start-up.
+
+A worker's RocksDB store remembers, per table partition, the last changelog offset it
+applied. If the broker lost its log (Tansu keeps it in memory here; a wiped or rebuilt
+cluster in production), that offset lies beyond the changelog's end and Faust refuses to
+start (``ConsistencyError``), for ever. The changelog is the source of truth: such a
+partition's local copy is deleted and rebuilt from whatever the changelog holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from gridwatch.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+OFFSET_KEY = b"__faust\0offset__"  # where Faust's RocksDB store keeps the applied offset
+_DB = re.compile(r"^(?P<table>.+)-(?P<partition>\d+)\.db$")
+
+
+def persisted_offsets(datadir: Path) -> dict[tuple[str, int], tuple[Path, int]]:
+    """(table, partition) → (db directory, last applied changelog offset)."""
+    from rocksdict import AccessType, Rdict
+
+    out: dict[tuple[str, int], tuple[Path, int]] = {}
+    for path in sorted((datadir / "v1" / "tables").glob("*.db")):
+        m = _DB.match(path.name)
+        if m is None:
+            continue
+        db = Rdict(str(path), access_type=AccessType.read_only())
+        try:
+            raw = db.get(OFFSET_KEY)
+        finally:
+            db.close()
+        if raw is not None:
+            out[(m["table"], int(m["partition"]))] = (path, int(raw))
+    return out
+
+
+async def drop_stale_tables(settings: KafkaSettings, datadir: Path) -> list[str]:
+    """Delete the local table partitions whose applied offset is past their changelog's
+    end; returns their names."""
+    found = persisted_offsets(datadir)
+    if not found:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = {
+            key: TopicPartition(f"{settings.streams_group}-{key[0]}-changelog", key[1])
+            for key in found
+        }
+        existing = await consumer.topics()
+        present = [tp for tp in tps.values() if tp.topic in existing]
+        ends = await consumer.end_offsets(present) if present else {}
+    finally:
+        await consumer.stop()
+    dropped = []
+    for key, (path, offset) in found.items():
+        end = ends.get(tps[key], 0)
+        if offset > end - 1:  # Faust's own test: past the last offset in the changelog
+            log.warning(
+                "table %s partition %d is ahead of its changelog (applied %d, end %d):"
+                " rebuilding it from the changelog",
+                key[0],
+                key[1],
+                offset,
+                end,
+            )
+            shutil.rmtree(path, ignore_errors=True)
+            dropped.append(path.name)
+    return dropped
