@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import DBAPIError
 
 from gridwatch.contracts import TicketEvent
 from tickets.db import session_factory
@@ -150,7 +151,9 @@ class OutboxRelay:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop`` is set; publisher failures back off and retry."""
+        """Relay until ``stop`` is set; publisher failures and a store that went away (a
+        database restart) back off and retry: a claimed batch not marked published is
+        claimed again, and consumers drop repeats by event id."""
         backoff = self.poll_s
         while not stop.is_set():
             try:
@@ -158,6 +161,14 @@ class OutboxRelay:
                 backoff = self.poll_s
             except OutboxError as exc:
                 log.warning("outbox relay publish failed error=%s retry_s=%.1f", exc, backoff)
+                n = 0
+                backoff = min(self.max_backoff_s, backoff * 2)
+            except DBAPIError as exc:  # the store restarting: claim again once it is back
+                self.stats.failures += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                log.warning(
+                    "outbox relay cannot reach the store error=%s retry_s=%.1f", exc, backoff
+                )
                 n = 0
                 backoff = min(self.max_backoff_s, backoff * 2)
             if n == 0:

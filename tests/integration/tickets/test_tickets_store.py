@@ -437,7 +437,7 @@ def test_a_late_filed_call_links_to_the_ticket_open_when_it_was_made(
 def test_a_call_links_to_the_nearest_active_ticket_of_its_grid(
     service: TicketService, registry: Registry
 ) -> None:
-    x0, y0, x1, y1 = registry.geometry[GRID].bounds
+    x0, y0, _, _ = registry.geometry[GRID].bounds
     near_a = (x0 + 0.0005, y0 + 0.0005)
     near_b = (x0 + 0.0030, y0 + 0.0030)
     a = service.raise_alert(make_alert("n1", site="site-a", lon=near_a[0], lat=near_a[1]))
