@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from gridwatch.contracts import Alert, Category, Severity, incident_key
+from gridwatch.contracts import Alert, Severity
 from gridwatch.registry import Placement
+from streams.alerts import device_fault_alert
 from streams.status_scoring import EMPTY_V, LOW_V, battery_trend
 
 SILENT_FACTOR = 5.0
@@ -71,7 +72,6 @@ def silence_alert(
     """A device_fault alert for a device gone quiet: silent or dead (``classify``); in
     heavy rain urgent (critical), a dead device major, a silent one minor."""
     device = placement.device.device_id
-    key = incident_key(placement.grid_id, Category.DEVICE_FAULT, device)
     heavy = rain_mm_h >= HEAVY_RAIN_MM_H
     health, because = classify(silent_for_s, battery)
     minutes = silent_for_s / 60
@@ -84,43 +84,26 @@ def silence_alert(
     severity = (
         Severity.CRITICAL if heavy else Severity.MAJOR if health == "dead" else Severity.MINOR
     )
-    return Alert(
-        alert_id=f"{key}:{health}:{int(last_seen * 1000)}",
-        incident_key=key,
-        kind="maintenance",
-        category=Category.DEVICE_FAULT,
-        severity=severity,
-        grid_id=placement.grid_id,
-        district_id=placement.district_id,
-        site=device,
+    return device_fault_alert(
+        placement,
         ts=datetime.fromtimestamp(last_seen + silent_for_s, tz=UTC),
-        lon=placement.device.lon,
-        lat=placement.device.lat,
+        kind="maintenance",
+        tag=health,
         why=why,
-        evidence={
-            "device_ids": [device],
-            "last_seen": last_seen,
-            "rain_mm_h": rain_mm_h,
-            "health": health,
-        },
+        evidence={"last_seen": last_seen, "rain_mm_h": rain_mm_h, "health": health},
         rule_version=RULE_VERSION,
+        severity=severity,
+        id_ms=int(last_seen * 1000),
     )
 
 
 def back_alert(placement: Placement, ts: datetime) -> Alert:
-    device = placement.device.device_id
-    key = incident_key(placement.grid_id, Category.DEVICE_FAULT, device)
-    return Alert(
-        alert_id=f"{key}:back:{int(ts.timestamp() * 1000)}",
-        incident_key=key,
-        kind="clear",
-        category=Category.DEVICE_FAULT,
-        severity=Severity.MINOR,
-        grid_id=placement.grid_id,
-        district_id=placement.district_id,
-        site=device,
+    return device_fault_alert(
+        placement,
         ts=ts,
-        why=f"{device} reporting again",
-        evidence={"device_ids": [device]},
+        kind="clear",
+        tag="back",
+        why=f"{placement.device.device_id} reporting again",
+        evidence={},
         rule_version=RULE_VERSION,
     )

@@ -20,14 +20,13 @@ from typing import Any
 
 from gridwatch.contracts import (
     Alert,
+    AlertKind,
     Assessment,
-    Category,
     QcFlag,
-    Severity,
     StatusReading,
-    incident_key,
 )
 from gridwatch.registry import Registry
+from streams.alerts import device_fault_alert
 
 TREND_TAU_S = 3600.0
 EMPTY_V = 3.0  # the cells are flat here: the device stops reporting
@@ -144,28 +143,20 @@ class StatusScorer:
 
     def _alert(self, r: StatusReading, batt: Mapping[str, float], low: bool) -> Alert:
         placement = self.registry.placement(r.device_id)
-        key = incident_key(r.grid_id, Category.DEVICE_FAULT, r.device_id)
         volts, slope = battery_trend(batt)
         left = hours_left(volts, slope)
-        kind = "maintenance" if low else "clear"
+        kind: AlertKind = "maintenance" if low else "clear"
         if low:
             due = f", empty in ~{left:.0f} h" if math.isfinite(left) else ""
             why = f"{r.device_id}: battery low ({volts:.2f} V, {slope:+.3f} V/h{due})"
         else:
             why = f"{r.device_id}: battery healthy again ({volts:.2f} V)"
-        return Alert(
-            alert_id=f"{key}:battery-{kind}:{int(r.ts.timestamp() * 1000)}",
-            incident_key=key,
-            kind=kind,  # type: ignore[arg-type]
-            category=Category.DEVICE_FAULT,
-            severity=Severity.MINOR,
-            grid_id=r.grid_id,
-            district_id=r.district_id,
-            site=r.device_id,
+        return device_fault_alert(
+            placement,
             ts=r.ts,
-            lon=placement.device.lon,
-            lat=placement.device.lat,
-            why=why[:500],
-            evidence={"device_ids": [r.device_id], "battery_v": volts, "trend_v_h": slope},
+            kind=kind,
+            tag=f"battery-{kind}",
+            why=why,
+            evidence={"battery_v": volts, "trend_v_h": slope},
             rule_version=RULE_VERSION,
         )

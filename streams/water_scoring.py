@@ -24,6 +24,7 @@ import numpy as np
 
 from gridwatch.contracts import (
     Alert,
+    AlertKind,
     Assessment,
     Category,
     Forecast,
@@ -36,6 +37,7 @@ from gridwatch.registry import Registry
 from models import detectors, flood_state, qc
 from models.flood_forecast import ReservoirForecaster, Sites
 from streams import hygiene
+from streams.alerts import device_fault_alert
 from streams.batch_state import last_per_device, rows, stack
 
 # make_dataclass types are opaque to mypy
@@ -247,24 +249,15 @@ class WaterScorer:
         return np.clip(neighbour, 0.0, 1.0), np.clip(camera, 0.0, 1.0)
 
     def _maintenance(self, r: WaterReading, decision: int, flag: int) -> Alert:
-        placement = self.registry.placement(r.device_id)
-        key = incident_key(r.grid_id, Category.DEVICE_FAULT, r.device_id)
-        kind = "maintenance" if decision == hygiene.EMIT_OBSERVED else "clear"
+        kind: AlertKind = "maintenance" if decision == hygiene.EMIT_OBSERVED else "clear"
         why = _fault_why(flag, r.level_cm) if kind == "maintenance" else "readings healthy again"
-        return Alert(
-            alert_id=f"{key}:{kind}:{int(r.ts.timestamp() * 1000)}",
-            incident_key=key,
-            kind=kind,  # type: ignore[arg-type]
-            category=Category.DEVICE_FAULT,
-            severity=Severity.MINOR,
-            grid_id=r.grid_id,
-            district_id=r.district_id,
-            site=r.device_id,
+        return device_fault_alert(
+            self.registry.placement(r.device_id),
             ts=r.ts,
-            lon=placement.device.lon,
-            lat=placement.device.lat,
-            why=f"{r.device_id}: {why}"[:500],
-            evidence={"device_ids": [r.device_id], "level_cm": r.level_cm, "qc": flag},
+            kind=kind,
+            tag=kind,
+            why=f"{r.device_id}: {why}",
+            evidence={"level_cm": r.level_cm, "qc": flag},
             rule_version=RULE_VERSION,
         )
 
