@@ -85,7 +85,7 @@ class WorkerStats:
         return [Point("pipeline", {"stage": "streams", "instance": instance}, fields, time_ms)]
 
 
-def register_metrics(app: faust.App, ctx: JobContext, every_s: float = 5.0) -> None:
+def register_metrics(app: faust.App, ctx: JobContext, every_s: float = 2.0) -> None:
     """Every few seconds: this worker's counters and the group's consumer lag → InfluxDB
     measurement ``pipeline`` (stage=streams), for the pipeline dashboard."""
     instance = f"{socket.gethostname()}-{os.getpid()}"

@@ -31,7 +31,7 @@ from streams.views import RainView
 log = logging.getLogger(__name__)
 
 
-def register(app: faust.App, ctx: Any, rain_view: RainView, every_s: float = 10.0) -> None:
+def register(app: faust.App, ctx: Any, rain_view: RainView, every_s: float = 1.0) -> None:
     scorer = RainScorer()
     table = device_table(app, ctx, "rain-gauges")
     topic = ctx.readings(app, "rain")

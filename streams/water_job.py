@@ -35,6 +35,8 @@ from streams.water_scoring import WaterScorer
 
 log = logging.getLogger(__name__)
 
+SILENCE_CHECK_EVENT_S = 30.0
+
 
 def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceView) -> None:
     forecaster, note = load_forecaster(ctx.settings.stack.var_dir / "models")
@@ -48,6 +50,10 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
     # partition, so a partition that lags behind another never makes its devices look quiet.
     watermark: dict[int, float] = {}
     partitions = ctx.settings.kafka.partitions
+    # device → (newest reading time, battery record), kept in memory from the readings
+    # (loaded from the table once after a start) so a silence check costs no table scan
+    seen: dict[str, tuple[float, Any]] = {}
+    checked = {"event_ts": float("-inf"), "loaded": False}
 
     async def handle(batch: ReadingBatch) -> list[Point]:
         readings = [r for r in batch.readings if isinstance(r, WaterReading)]
@@ -69,22 +75,38 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
             if "batt" not in state:
                 state["batt"] = (stored.get(r.device_id) or {}).get("batt")
             state["batt"] = battery_update(state["batt"], r.ts.timestamp(), r.battery_v)
-        return await apply_result(ctx, site_table, readings, scored, result)
+            seen[r.device_id] = (r.ts.timestamp(), state["batt"])
+        points = await apply_result(ctx, site_table, readings, scored, result)
+        # judge silence every half minute of event time too, not only on the wall-clock
+        # timer: a replay at 600× covers an hour in six seconds
+        newest = max(watermark.values(), default=float("-inf"))
+        if newest - checked["event_ts"] >= SILENCE_CHECK_EVENT_S:
+            await watch_silence()
+        return points
 
     intervals = {p.device.device_id: p.device.interval_s for p in ctx.registry.devices_of("water")}
 
     @app.timer(5.0)
+    async def watch_silence_timer() -> None:
+        await watch_silence()
+
     async def watch_silence() -> None:
         """Water sensors quiet for five intervals of event time → device_fault alerts
         (silent, then dead if they stay away or their battery ran down)."""
+        if not checked["loaded"]:  # after a start: what the table knows of every site
+            for device, state in list(site_table.items()):
+                last = field_of(HygieneState, (state or {}).get("hyg"), "last_ts")
+                if device not in seen and last == last:
+                    seen[device] = (last, (state or {}).get("batt"))
+            checked["loaded"] = True
+        checked["event_ts"] = max(watermark.values(), default=float("-inf"))
         by_part: dict[int, list[tuple[str, float]]] = {}
         battery: dict[str, Any] = {}
-        for device, state in list(site_table.items()):
+        for device, (last, batt) in list(seen.items()):
             if silent.get(device) == "dead":
                 continue
-            last = field_of(HygieneState, (state or {}).get("hyg"), "last_ts")
             by_part.setdefault(partition_for(device, partitions), []).append((device, last))
-            battery[device] = (state or {}).get("batt")
+            battery[device] = batt
         for part, last_seen in by_part.items():
             if part in watermark:
                 for device, quiet in silent_devices(last_seen, intervals, watermark[part]):
