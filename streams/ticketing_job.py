@@ -10,28 +10,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import faust
 
 from gridwatch.contracts import Alert, Complaint, DeadLetterReason, parse_record
 from gridwatch.errors import ContractError, GridWatchError
 from streams.sink import dead_letter
+from tickets.errors import StoreUnavailable
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+
+async def until_stored(call: Callable[[], Awaitable[T]], max_delay_s: float = 10.0) -> T:
+    """Run ``call`` until the ticket store takes it: while the database is down the
+    partition waits (Kafka keeps what follows) instead of dead-lettering the alert."""
+    delay = min(0.5, max_delay_s)
+    while True:
+        try:
+            return await call()
+        except StoreUnavailable as exc:
+            log.warning("ticket store unavailable, holding error=%s delay_s=%.1f", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
 
 
 def register(app: faust.App, ctx: Any) -> None:
     topic = ctx.alerts
 
+    async def raise_alert(alert: Alert) -> Any:
+        # the store is opened (and migrated) on first use: that too waits for the database
+        return await ctx.ticket_service().araise_alert(alert)
+
+    async def file_complaint(complaint: Complaint) -> Any:
+        return await asyncio.to_thread(ctx.ticket_service().file_complaint, complaint)
+
     async def ticketing(stream: faust.StreamT[bytes]) -> None:
-        service = None
         async for raw in stream:
             try:
                 alert = parse_record(Alert, raw)
-                if service is None:
-                    service = ctx.ticket_service()
-                outcome = await service.araise_alert(alert)
+                outcome = await until_stored(partial(raise_alert, alert))
                 ctx.stats.tickets[outcome.action] = ctx.stats.tickets.get(outcome.action, 0) + 1
             except ContractError as exc:
                 await dead_letter(
@@ -54,7 +76,7 @@ def register(app: faust.App, ctx: Any) -> None:
         async for raw in stream:
             try:
                 complaint = parse_record(Complaint, raw)
-                outcome = await asyncio.to_thread(ctx.ticket_service().file_complaint, complaint)
+                outcome = await until_stored(partial(file_complaint, complaint))
                 key = "complaint_pre_empted" if outcome.pre_empted else "complaint_reactive"
                 ctx.stats.tickets[key] = ctx.stats.tickets.get(key, 0) + 1
             except ContractError as exc:

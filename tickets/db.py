@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tickets.errors import StoreError
+from tickets.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATE_LOCK})
                     conn.commit()
     except OperationalError as exc:
-        raise StoreError(f"cannot reach the ticket database: {exc.orig}") from exc
+        raise StoreUnavailable(f"cannot reach the ticket database: {exc.orig}") from exc
     except SQLAlchemyError as exc:
         raise StoreError(f"migrating the ticket database failed: {exc}") from exc
     log.info("tickets schema migrated revision=%s backend=%s", revision, engine.dialect.name)

@@ -39,5 +39,11 @@ class StoreError(TicketError):
     """The ticket database cannot be reached, migrated or written."""
 
 
+class StoreUnavailable(StoreError):
+    """The database kept failing at the connection or transaction level (down,
+    restarting, deadlocked): the same call may succeed later, so callers retry it
+    rather than give the work up."""
+
+
 class OutboxError(TicketError):
     """Publishing outbox rows failed; they stay unpublished and are retried."""

@@ -8,6 +8,7 @@ writes the audit row plus the outbox row of every change in the caller's transac
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from tickets.config import TicketsConfig
 from tickets.db import make_engine, migrate, read_session_factory, session_factory
 from tickets.errors import (
     StoreError,
+    StoreUnavailable,
     TicketNotFound,
 )
 from tickets.models import AuditRow, OutboxRow, Ticket
@@ -77,7 +79,7 @@ class TicketStore:
     def _retrying(self, work: Callable[[Session], T], on_conflict: Callable[[], T | None]) -> T:
         """Run ``work`` in a transaction, retrying races the database caught for us."""
         last: Exception | None = None
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             try:
                 with self.session.begin() as s:
                     return work(s)
@@ -87,9 +89,12 @@ class TicketStore:
                 if settled is not None:
                     return settled
             except OperationalError as exc:
-                # deadlock / serialization failure / SQLite busy: try again
+                # deadlock / serialization failure / SQLite busy / server gone: try again
                 last = exc
                 log.warning("ticket transaction retried error=%s", type(exc.orig).__name__)
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+        if isinstance(last, OperationalError):
+            raise StoreUnavailable(f"ticket store unavailable after {MAX_ATTEMPTS} tries: {last}")
         raise StoreError(f"ticket store conflict not resolved after {MAX_ATTEMPTS} tries: {last}")
 
     # -- raising ---------------------------------------------------------------------
