@@ -90,6 +90,21 @@ def rain_now(states: Mapping[str, np.ndarray], now: np.ndarray) -> dict[str, np.
     }
 
 
+def usable_rain(readings: Sequence[RainReading]) -> tuple[np.ndarray, np.ndarray]:
+    """Rain totals and intensities of gauge readings, NaN where absent or where the
+    reading failed quality control (a spiked gauge must not flood a district's forecasts:
+    its 3,000 mm/h would feed every site it serves for the next hour)."""
+    bad = (QcFlag.FAIL, QcFlag.MISSING)
+    mm = np.array(
+        [np.nan if r.rain_mm is None or r.qc in bad else r.rain_mm for r in readings], dtype=float
+    )
+    ih = np.array(
+        [np.nan if r.intensity_mm_h is None or r.qc in bad else r.intensity_mm_h for r in readings],
+        dtype=float,
+    )
+    return mm, ih
+
+
 class RainScorer:
     def __init__(self, params: RainParams | None = None) -> None:
         self.params = params or RainParams()
@@ -99,8 +114,7 @@ class RainScorer:
     ) -> RainResult:
         ids = [r.device_id for r in readings]
         ts = np.array([r.ts.timestamp() for r in readings])
-        mm = np.array([np.nan if r.rain_mm is None else r.rain_mm for r in readings])
-        ih = np.array([np.nan if r.intensity_mm_h is None else r.intensity_mm_h for r in readings])
+        mm, ih = usable_rain(readings)
         states = rain_state_update(stored, ids, ts, mm, ih)
         newest: dict[str, RainReading] = {}
         for r in readings:

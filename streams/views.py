@@ -28,6 +28,7 @@ from gridwatch.contracts import Assessment, QcFlag, RainReading, ReadingBatch, p
 from gridwatch.errors import ContractError
 from gridwatch.kafka import readings_topic
 from gridwatch.settings import KafkaSettings
+from streams.rain_scoring import usable_rain
 from streams.water_scoring import rain_state_update
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,7 @@ class RainView(TopicView):
             return
         ids = [r.device_id for r in readings]
         ts = np.array([r.ts.timestamp() for r in readings])
-        mm = np.array([np.nan if r.rain_mm is None else r.rain_mm for r in readings])
-        ih = np.array([np.nan if r.intensity_mm_h is None else r.intensity_mm_h for r in readings])
+        mm, ih = usable_rain(readings)
         self.states.update(rain_state_update(self.states, ids, ts, mm, ih))
         self.newest_ts = max(self.newest_ts or float("-inf"), float(ts.max()))
 

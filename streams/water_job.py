@@ -25,7 +25,7 @@ from gridwatch.kafka import partition_for
 from models.flood_forecast import load_forecaster
 from streams.agent import device_table, reading_agent
 from streams.batch_state import field_of, fresh
-from streams.health import back_alert, silence_alert, silent_devices
+from streams.health import SILENT_FACTOR, back_alert, silence_alert, silent_devices
 from streams.hygiene import HygieneState
 from streams.influx_sink import alert_point, reading_points
 from streams.scored_job import apply_result
@@ -53,7 +53,14 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
     # device → (newest reading time, battery record), kept in memory from the readings
     # (loaded from the table once after a start) so a silence check costs no table scan
     seen: dict[str, tuple[float, Any]] = {}
+    intervals = {p.device.device_id: p.device.interval_s for p in ctx.registry.devices_of("water")}
     checked = {"event_ts": float("-inf"), "loaded": False}
+
+    def behind(r: WaterReading) -> bool:
+        """A reading still stamped too far behind its partition's newest time: the
+        device's clock lags, it is not back (clearing it would flap the ticket)."""
+        lag = watermark[partition_for(r.device_id, partitions)] - r.ts.timestamp()
+        return lag >= SILENT_FACTOR * intervals.get(r.device_id, 60.0)
 
     async def handle(batch: ReadingBatch) -> list[Point]:
         readings = [r for r in batch.readings if isinstance(r, WaterReading)]
@@ -61,7 +68,7 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
             part = partition_for(r.device_id, partitions)
             watermark[part] = max(watermark.get(part, float("-inf")), r.ts.timestamp())
         for r in readings:
-            if r.device_id in silent:
+            if r.device_id in silent and not behind(r):
                 del silent[r.device_id]
                 await emit_alert(back_alert(ctx.registry.placement(r.device_id), r.ts))
         stored = {d: site_table.get(d) for d in {r.device_id for r in readings}}
@@ -83,8 +90,6 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
         if newest - checked["event_ts"] >= SILENCE_CHECK_EVENT_S:
             await watch_silence()
         return points
-
-    intervals = {p.device.device_id: p.device.interval_s for p in ctx.registry.devices_of("water")}
 
     @app.timer(5.0)
     async def watch_silence_timer() -> None:

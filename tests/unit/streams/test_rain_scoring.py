@@ -96,3 +96,14 @@ def test_storm_cells_group_touching_heavy_grids_and_storm_mode_needs_coverage(
     points = local.points(registry)
     assert {p.measurement for p in points} == {"rain_grid", "storm"}
     assert all(p.time_ms % 60_000 == 0 for p in points)
+
+
+def test_a_gauge_reading_that_failed_qc_does_not_rain(registry: Registry) -> None:
+    from gridwatch.contracts import QcFlag
+
+    scorer = RainScorer()
+    spike = rain(registry, 0, 0, 3000.0).model_copy(update={"qc": QcFlag.FAIL})
+    result = scorer.score([spike, rain(registry, 0, 1, 0.0)], {})
+    a = result.assessments[0]
+    assert a.value == 0.0 and a.detail["rain_60_mm"] == 0.0
+    assert a.forecasts[-1].q90 == 0.0
