@@ -128,6 +128,12 @@ class TicketService(ComplaintIntake, SlaSweeper):
             s.flush()  # a re-delivery later in the same batch must see it
             return RaiseOutcome(alert.alert_id, "ignore", None, None)
         if ticket is None:
+            late = self._closed_after(s, alert)
+            if late is not None:  # the incident already closed after this alert's time
+                self._add_evidence(s, late, alert)
+                s.add(_seen(alert, late.id, "late", self.clock()))
+                s.flush()
+                return RaiseOutcome(alert.alert_id, "late", late.id, late.state)
             ticket = self._create_from_alert(s, alert, d.state or "open")
         else:
             prev = ticket.state
@@ -160,6 +166,23 @@ class TicketService(ComplaintIntake, SlaSweeper):
         s.add(_seen(alert, ticket.id, d.action, self.clock()))
         s.flush()
         return RaiseOutcome(alert.alert_id, d.action, ticket.id, ticket.state, d.escalate)
+
+    def _closed_after(self, s: Session, alert: Alert) -> Ticket | None:
+        """The incident's ticket that closed at or after ``alert.ts``, if any: an alert
+        that arrives after its incident was cleared (out of order across stream workers
+        handing a partition over, or replayed) is evidence for that ticket, not a new one."""
+        q = (
+            select(Ticket)
+            .where(
+                Ticket.incident_key == alert.incident_key,
+                Ticket.closed_at.is_not(None),
+                Ticket.closed_at >= alert.ts,
+                Ticket.created_at <= alert.ts,
+            )
+            .order_by(Ticket.closed_at.desc())
+            .limit(1)
+        )
+        return s.scalars(q).first()
 
     def _create_from_alert(self, s: Session, alert: Alert, state: str) -> Ticket:
         lon, lat = alert.lon, alert.lat

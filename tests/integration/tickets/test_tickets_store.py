@@ -446,3 +446,20 @@ def test_a_call_links_to_the_nearest_active_ticket_of_its_grid(
     )
     call = service.file_complaint(make_complaint("nb", near_b[0], near_b[1], minutes=5))
     assert call.ticket_id == b.ticket_id != a.ticket_id
+
+
+def test_an_alert_older_than_its_incidents_closure_does_not_reopen_it(
+    service: TicketService,
+) -> None:
+    """Two stream workers handing a partition over can deliver an incident's alerts out
+    of order: one stamped before the incident was cleared is evidence for the closed
+    ticket, not a second ticket; a later one is a new occurrence."""
+    first = service.raise_alert(make_alert("o-1", "observed", minutes=0))
+    service.raise_alert(make_alert("o-2", "clear", minutes=10))
+    late = service.raise_alert(make_alert("o-3", "observed", minutes=5))
+    assert (late.action, late.ticket_id) == ("late", first.ticket_id)
+    with service.read_session() as s:
+        t = s.get(Ticket, first.ticket_id)
+        assert t is not None and t.state == "auto_resolved"
+    again = service.raise_alert(make_alert("o-4", "observed", minutes=20))
+    assert again.action == "create" and again.ticket_id != first.ticket_id
