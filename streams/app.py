@@ -111,18 +111,23 @@ def register_metrics(app: faust.App, ctx: JobContext, every_s: float = 2.0) -> N
 
     async def final_metrics(sender: Any, *args: Any, **kwargs: Any) -> None:
         # the counters as the worker leaves: a short-lived worker still shows its work
-        await export()
+        # (the consumer is already stopped: assignment and tables as last measured)
+        await export(measure=False)
 
     # mode's signal stubs want a positional-only sender; the call is the documented one
     app.on_before_shutdown.connect(final_metrics)  # type: ignore[arg-type]
 
-    async def export() -> None:
+    def measure_assignment() -> None:
         try:
             assigned = app.consumer.assignment()
             ctx.stats.partitions = ",".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
             ctx.stats.table_rows = {name: len(table) for name, table in app.tables.items()}
         except Exception as exc:  # sizes are best effort: the counters still go out
             log.warning("table sizes unavailable error=%r", exc)
+
+    async def export(measure: bool = True) -> None:
+        if measure:
+            measure_assignment()
         try:
             await ctx.writer.write(
                 ctx.stats.points(instance, int(time.time() * 1000), lag[0]), retries=0
