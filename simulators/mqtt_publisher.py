@@ -157,7 +157,8 @@ class MqttPublisher:
                 with contextlib.suppress(OSError):
                     sock.close()
             raise PublishError(f"device {device} cannot connect: {reason}")
-        self._clients[device] = client
+        with self._lock:  # the I/O thread copies this dict under the lock
+            self._clients[device] = client
         return client
 
     def _io_loop(self) -> None:
