@@ -2,8 +2,11 @@
 probabilities for street vendors, exposed garbage, road occupation and crowding.
 
 Per camera and class the state holds, for each of the 168 hours of the week, an EW mean
-and EW variance of the counts (a fixed 4 × 168 × 3 array), plus a short EW smoothing of
-the live count (so one frame does not make an incident). Each reading is scored first:
+and EW variance of the counts and a reading count (a fixed 168 × 4 × 3 array), plus a
+short EW smoothing of the live count (so one frame does not make an incident). A reading
+touches one hour-of-week *slot* only, so a stream job may keep each slot (12 numbers) as
+its own table entry instead of rewriting 2,016 numbers per reading (``step_slots``).
+Each reading is scored first:
 ``z = (smoothed − mean) / sqrt(var + mean + 0.25)`` (Poisson-like floor, never 0), and
 ``P(incident) = Φ(z − z0)`` once the hour-of-week bin has seen ``min_count`` readings
 (before that, a prior mean ``prior_mean`` per class is used), then the bin learns
@@ -55,12 +58,16 @@ def initial(n: int) -> dict[str, np.ndarray]:
     """Baseline arrays for ``n`` cameras."""
     c = len(CLASSES)
     return {
-        "mean": np.zeros((n, c, HOURS)),
-        "var": np.zeros((n, c, HOURS)),
-        "count": np.zeros((n, c, HOURS)),
+        "mean": np.zeros((n, HOURS, c)),
+        "var": np.zeros((n, HOURS, c)),
+        "count": np.zeros((n, HOURS, c)),
         "live": np.full((n, c), np.nan),
         "t_last": np.full(n, np.nan),
     }
+
+
+SLOT_FIELDS = ("mean", "var", "count")
+CAMERA_FIELDS = ("live", "t_last")
 
 
 def to_dict(arrays: Mapping[str, np.ndarray], i: int) -> dict[str, Any]:
@@ -81,18 +88,24 @@ def from_dicts(docs: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
 
 
 def _kernel(
-    st: dict[str, np.ndarray], rows: np.ndarray, ts: np.ndarray, counts: np.ndarray, p: CameraParams
+    cam: dict[str, np.ndarray],
+    slots: dict[str, np.ndarray],
+    rows: np.ndarray,
+    slot_rows: np.ndarray,
+    ts: np.ndarray,
+    counts: np.ndarray,
+    p: CameraParams,
 ) -> np.ndarray:
-    """Score then learn for one reading per row; mutates ``st`` in place; returns probs."""
-    ok_t = np.isfinite(ts) & ~(ts <= st["t_last"][rows])
+    """Score then learn for one reading per camera row (its hour-of-week slot at
+    ``slot_rows``); mutates ``cam`` and ``slots`` in place; returns probs."""
+    ok_t = np.isfinite(ts) & ~(ts <= cam["t_last"][rows])
     x = counts.astype(float)
     ok = ok_t[:, None] & np.isfinite(x)
     xv = np.where(ok, np.maximum(x, 0.0), 0.0)
-    h = hour_of_week(np.where(ok_t, ts, 0.0))
-    mean = st["mean"][rows, :, h]  # (m, C)
-    var = st["var"][rows, :, h]
-    cnt = st["count"][rows, :, h]
-    live_prev = st["live"][rows]
+    mean = slots["mean"][slot_rows]  # (m, C)
+    var = slots["var"][slot_rows]
+    cnt = slots["count"][slot_rows]
+    live_prev = cam["live"][rows]
     live = np.where(np.isfinite(live_prev), live_prev + p.alpha_live * (xv - live_prev), xv)
     prior = np.asarray(p.prior_mean, dtype=float)[None, :]
     ready = cnt >= p.min_count
@@ -104,12 +117,40 @@ def _kernel(
     dev = xv - mean
     new_mean = mean + a * dev
     new_var = (1 - a) * (var + a * dev * dev)
-    st["mean"][rows, :, h] = np.where(ok, new_mean, mean)
-    st["var"][rows, :, h] = np.where(ok, new_var, var)
-    st["count"][rows, :, h] = np.where(ok, cnt + 1.0, cnt)
-    st["live"][rows] = np.where(ok, live, live_prev)
-    st["t_last"][rows] = np.where(ok_t, ts, st["t_last"][rows])
+    slots["mean"][slot_rows] = np.where(ok, new_mean, mean)
+    slots["var"][slot_rows] = np.where(ok, new_var, var)
+    slots["count"][slot_rows] = np.where(ok, cnt + 1.0, cnt)
+    cam["live"][rows] = np.where(ok, live, live_prev)
+    cam["t_last"][rows] = np.where(ok_t, ts, cam["t_last"][rows])
     return prob
+
+
+def step_slots(
+    cameras: Mapping[str, np.ndarray],
+    slots: Mapping[str, np.ndarray],
+    camera_index: np.ndarray,
+    slot_index: np.ndarray,
+    ts: np.ndarray,
+    counts: np.ndarray,
+    params: CameraParams,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """Like ``step_batch`` on a compact state: ``cameras`` holds ``live`` (n, 4) and
+    ``t_last`` (n,), ``slots`` holds ``mean``/``var``/``count`` (s, 4) for the
+    hour-of-week slots the readings fall in; ``slot_index`` gives each reading's slot
+    row (the caller maps camera and ``hour_of_week(ts)`` to it). Returns new camera and
+    slot states and P(incident) (m, 4)."""
+    cam = {k: np.array(cameras[k], dtype=float) for k in CAMERA_FIELDS}
+    sl = {k: np.array(slots[k], dtype=float) for k in SLOT_FIELDS}
+    camera_index = np.asarray(camera_index, dtype=np.int64)
+    slot_index = np.asarray(slot_index, dtype=np.int64)
+    ts = np.asarray(ts, dtype=float)
+    counts = np.atleast_2d(np.asarray(counts, dtype=float))
+    probs = np.zeros(counts.shape)
+    for pos in rounds(camera_index):
+        probs[pos] = _kernel(
+            cam, sl, camera_index[pos], slot_index[pos], ts[pos], counts[pos], params
+        )
+    return cam, sl, probs
 
 
 def step_batch(
@@ -121,14 +162,17 @@ def step_batch(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``counts`` (m, 4) in ``CLASSES`` order (vendor, garbage, road_occupation, person);
     returns new states and P(incident) (m, 4) — columns map to ``INCIDENTS``."""
-    st = {k: v.copy() for k, v in states.items()}
+    n = np.asarray(states["t_last"]).shape[0]
     camera_index = np.asarray(camera_index, dtype=np.int64)
     ts = np.asarray(ts, dtype=float)
-    counts = np.atleast_2d(np.asarray(counts, dtype=float))
-    probs = np.zeros(counts.shape)
-    for pos in rounds(camera_index):
-        probs[pos] = _kernel(st, camera_index[pos], ts[pos], counts[pos], params)
-    return st, probs
+    # every camera's 168 slots as rows of one (n·168, 4) array per field
+    flat = {k: np.asarray(states[k], dtype=float).reshape(n * HOURS, -1) for k in SLOT_FIELDS}
+    h = hour_of_week(np.where(np.isfinite(ts), ts, 0.0))
+    cam, sl, probs = step_slots(
+        states, flat, camera_index, camera_index * HOURS + h, ts, counts, params
+    )
+    out = {k: v.reshape(n, HOURS, -1) for k, v in sl.items()}
+    return {**out, **cam}, probs
 
 
 def expected(
@@ -136,4 +180,4 @@ def expected(
 ) -> np.ndarray:
     """Expected counts (m, 4) for each camera at the hour-of-week of ``ts``."""
     h = hour_of_week(ts)
-    return states["mean"][np.asarray(camera_index), :, h]
+    return states["mean"][np.asarray(camera_index), h, :]

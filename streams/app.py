@@ -28,6 +28,7 @@ from gridwatch.registry import Registry
 from gridwatch.settings import Settings
 from streams.bike_scoring import BikeScorer
 from streams.camera_scoring import CameraScorer
+from streams.camera_scoring import slot_keys as camera_slot_keys
 from streams.scored_job import Emitter, register_scored
 from streams.sink import Sink, dead_letter
 from streams.spool import Spool
@@ -266,7 +267,7 @@ def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
     rain_job.register(app, ctx, rain_view)
     water_job.register(app, ctx, rain_view, evidence)
     register_scored(app, ctx, "bike", BikeScorer(ctx.registry).score)
-    register_scored(app, ctx, "camera", CameraScorer(ctx.registry).score)
+    register_scored(app, ctx, "camera", CameraScorer(ctx.registry).score, camera_slot_keys)
     register_scored(app, ctx, "status", StatusScorer(ctx.registry).score)
     ticketing_job.register(app, ctx)
     register_metrics(app, ctx)

@@ -1,7 +1,9 @@
 """Score a batch of camera readings: counts against hour-of-week baselines, incidents.
 
-Per camera the state holds the baseline (``models.camera_baseline``) and one incident
-record per class. Street vendors, exposed garbage and road occupation are incidents by
+Per camera the state holds the live counts and one incident record per class; the
+hour-of-week baseline (``models.camera_baseline``) is kept per slot (``{camera}@{hour of
+week}``, 12 numbers) in a table of its own, so a reading rewrites one slot, not 168.
+Street vendors, exposed garbage and road occupation are incidents by
 presence: the analytics' count ≥ 1 held for 10 minutes opens a ticket of that category
 keyed ``{grid}:{category}:{camera}`` (residents call after 30–60 minutes), none for 15
 minutes clears it. Crowding is judged against the hour-of-week baseline: P(crowding)
@@ -10,7 +12,6 @@ minutes clears it. Crowding is judged against the hour-of-week baseline: P(crowd
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from gridwatch.contracts import (
 )
 from gridwatch.registry import Registry
 from models import camera_baseline as cb
-from models.errors import ModelError
+from models.state import StepState
 from streams import hygiene
 from streams.batch_state import rows, stack
 
@@ -51,17 +52,30 @@ WHY = {
 }
 
 
-def pack(array: np.ndarray) -> str:
-    """A baseline array as base64 float32: ~11 kB per camera instead of ~40 kB of JSON
-    numbers, and an order of magnitude faster to encode for the table's changelog."""
-    return base64.b64encode(np.asarray(array, dtype="<f4").tobytes()).decode()
+@dataclass(frozen=True)
+class CameraState(StepState):
+    """A camera's live (smoothed) counts per class and its newest reading time."""
+
+    live_vendor: float = float("nan")
+    live_garbage: float = float("nan")
+    live_road_occupation: float = float("nan")
+    live_person: float = float("nan")
+    t_last: float = float("nan")
 
 
-def unpack(text: str, shape: tuple[int, ...]) -> np.ndarray:
-    values = np.frombuffer(base64.b64decode(text), dtype="<f4").astype(float)
-    if values.size != int(np.prod(shape)):
-        raise ModelError(f"camera baseline state has {values.size} values, expected {shape}")
-    return values.reshape(shape)
+def slot_key(device: str, hour: int) -> str:
+    return f"{device}@{hour}"
+
+
+def _slot_keys(readings: Sequence[CameraReading]) -> list[str]:
+    """Each reading's baseline slot key (camera, hour of week of its time)."""
+    hours = cb.hour_of_week(np.array([r.ts.timestamp() for r in readings]))
+    return [slot_key(r.device_id, int(h)) for r, h in zip(readings, hours, strict=True)]
+
+
+def slot_keys(readings: Sequence[CameraReading]) -> set[str]:
+    """The baseline slots a batch reads and writes."""
+    return set(_slot_keys(readings))
 
 
 @dataclass
@@ -69,6 +83,7 @@ class CameraResult:
     states: dict[str, dict[str, Any]]
     assessments: list[Assessment]
     alerts: list[Alert]
+    slots: dict[str, list[float]]
 
 
 class CameraScorer:
@@ -77,16 +92,30 @@ class CameraScorer:
         self.baseline = cb.CameraParams()
 
     def score(
-        self, readings: Sequence[CameraReading], stored: Mapping[str, Mapping[str, Any] | None]
+        self,
+        readings: Sequence[CameraReading],
+        stored: Mapping[str, Mapping[str, Any] | None],
+        stored_slots: Mapping[str, list[float] | None],
     ) -> CameraResult:
+        """Score ``readings`` given their cameras' ``stored`` documents and the
+        ``stored_slots`` of ``slot_keys(readings)`` (missing: not learned yet)."""
         devices = sorted({r.device_id for r in readings})
         row = {d: i for i, d in enumerate(devices)}
-        base = cb.initial(len(devices))
-        for i, d in enumerate(devices):
-            doc = (stored.get(d) or {}).get("base")
-            if doc:
-                for name in base:
-                    base[name][i] = unpack(doc[name], base[name].shape[1:])
+        keys = _slot_keys(readings)
+        slot_names = sorted(set(keys))
+        slot_row = {name: i for i, name in enumerate(slot_names)}
+        cams = stack(CameraState, "cam", devices, stored)
+        cameras = {
+            "live": np.column_stack([cams[f"live_{c}"] for c in cb.CLASSES]),
+            "t_last": cams["t_last"],
+        }
+        width = len(cb.CLASSES)
+        flat = np.zeros((len(slot_names), len(cb.SLOT_FIELDS) * width))
+        for i, name in enumerate(slot_names):
+            doc = stored_slots.get(name)
+            if isinstance(doc, list) and len(doc) == flat.shape[1]:
+                flat[i] = doc
+        slots = {f: flat[:, j * width : (j + 1) * width] for j, f in enumerate(cb.SLOT_FIELDS)}
         hyg = {
             c.value: stack(hygiene.HygieneState, f"hyg_{c.value}", devices, stored)
             for c in CATEGORIES
@@ -98,7 +127,8 @@ class CameraScorer:
             [[getattr(r.counts, c) for c in cb.CLASSES] for r in readings], dtype=float
         )
         counts[~ok] = np.nan
-        base, prob = cb.step_batch(base, idx, ts, counts, self.baseline)
+        sidx = np.array([slot_row[key] for key in keys], dtype=np.int64)
+        cameras, slots, prob = cb.step_slots(cameras, slots, idx, sidx, ts, counts, self.baseline)
         prob = np.nan_to_num(prob)
         decisions: dict[Category, np.ndarray] = {}
         for k, category in enumerate(CATEGORIES):
@@ -113,9 +143,12 @@ class CameraScorer:
                 CROWDING if crowd else PRESENCE,
             )
         cols = {c: rows(hygiene.HygieneState, hyg[c.value], len(devices)) for c in CATEGORIES}
+        live = {f"live_{c}": cameras["live"][:, k] for k, c in enumerate(cb.CLASSES)}
+        cam_rows = rows(CameraState, {**live, "t_last": cameras["t_last"]}, len(devices))
+        learned = np.hstack([slots[f] for f in cb.SLOT_FIELDS]).tolist()
         out: dict[str, dict[str, Any]] = {}
         for i, d in enumerate(devices):
-            out[d] = {"base": {name: pack(arr[i]) for name, arr in base.items()}}
+            out[d] = {"cam": cam_rows[i]}
             for c in CATEGORIES:
                 out[d][f"hyg_{c.value}"] = cols[c][i]
         assessments, alerts = [], []
@@ -138,7 +171,7 @@ class CameraScorer:
                 decision = int(decisions[c][j])
                 if decision != hygiene.NONE:
                     alerts.append(self._alert(r, c, decision, float(prob[j, k])))
-        return CameraResult(out, assessments, alerts)
+        return CameraResult(out, assessments, alerts, dict(zip(slot_names, learned, strict=True)))
 
     def _alert(self, r: CameraReading, category: Category, decision: int, p: float) -> Alert:
         kind = hygiene.DECISION_KIND[decision]

@@ -4,12 +4,15 @@
 load the devices' states from the table, call ``score(readings, stored)`` (which returns
 ``states``, ``assessments`` and ``alerts``), store the states, emit assessments (those
 with forecasts) and alerts, and hand readings, assessments and alerts to the sink, which
-acks the event once they are in InfluxDB (``streams.agent``).
+acks the event once they are in InfluxDB (``streams.agent``). A scorer whose state has
+large parts that a reading touches only a slice of (a camera's hour-of-week baseline)
+names those slices with ``slot_keys``: they live in a second table, ``{kind}-slots``, and
+only the slices a batch touched are rewritten.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -49,7 +52,8 @@ class Emitter:
         return True
 
 
-Scorer = Callable[[Sequence[Any], Mapping[str, Mapping[str, Any] | None]], Any]
+Scorer = Callable[..., Any]
+SlotKeys = Callable[[Sequence[Any]], set[str]]
 
 
 async def apply_result(
@@ -80,8 +84,13 @@ async def apply_result(
     return points
 
 
-def register_scored(app: faust.App, ctx: Any, kind: str, score: Scorer) -> None:
+def register_scored(
+    app: faust.App, ctx: Any, kind: str, score: Scorer, slot_keys: SlotKeys | None = None
+) -> None:
+    """``score(scored, stored)``, or with ``slot_keys`` ``score(scored, stored, slots)``
+    whose result also carries the ``slots`` to store."""
     table = device_table(app, ctx, f"{kind}-devices")
+    slots = device_table(app, ctx, f"{kind}-slots") if slot_keys else None
     topic = ctx.readings(app, kind)
 
     async def handle(batch: ReadingBatch) -> list[Point]:
@@ -90,6 +99,12 @@ def register_scored(app: faust.App, ctx: Any, kind: str, score: Scorer) -> None:
         scored = fresh(readings, stored)
         if not scored:
             return reading_points(readings)
-        return await apply_result(ctx, table, readings, scored, score(scored, stored))
+        if slots is None or slot_keys is None:
+            result = score(scored, stored)
+        else:
+            result = score(scored, stored, {k: slots.get(k) for k in slot_keys(scored)})
+            for key, value in result.slots.items():
+                slots[key] = value
+        return await apply_result(ctx, table, readings, scored, result)
 
     app.agent(topic, name=kind, concurrency=1)(reading_agent(ctx, topic.get_topic_name(), handle))

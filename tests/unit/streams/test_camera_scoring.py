@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from gridwatch.contracts import CameraCounts, CameraReading
 from simulators.city import generate_city
-from streams.camera_scoring import CameraScorer
+from streams.camera_scoring import CameraScorer, slot_keys
 
 T0 = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
 
@@ -17,6 +17,7 @@ def run(vendors: list[int], status: str = "ok", batch: int = 1) -> list[tuple[st
     cam = registry.devices_of("camera")[0]
     scorer = CameraScorer(registry)
     stored: dict = {}
+    slots: dict = {}
     out: list[tuple[str, str]] = []
     readings = [
         CameraReading(
@@ -31,8 +32,10 @@ def run(vendors: list[int], status: str = "ok", batch: int = 1) -> list[tuple[st
         for i, v in enumerate(vendors)
     ]
     for start in range(0, len(readings), batch):
-        result = scorer.score(readings[start : start + batch], stored)
+        chunk = readings[start : start + batch]
+        result = scorer.score(chunk, stored, {k: slots.get(k) for k in slot_keys(chunk)})
         stored.update(result.states)
+        slots.update(result.slots)
         out += [(a.category.value, a.kind) for a in result.alerts]
     return out
 
