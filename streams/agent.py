@@ -20,6 +20,7 @@ import faust
 from gridwatch.contracts import DeadLetterReason, ReadingBatch, parse_record
 from gridwatch.errors import ContractError, SinkError
 from gridwatch.influx import Point
+from streams.codec import NAME as CODEC
 from streams.sink import dead_letter
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ def reading_agent(ctx: Any, topic_name: str, handle: Handler) -> Callable[..., A
 
 
 def device_table(app: faust.App, ctx: Any, name: str) -> Any:
-    """A table of per-device state documents (JSON), co-partitioned with the readings."""
-    # no value_type: values go through the app's JSON serializer as plain dicts
-    return app.Table(name, default=None, partitions=ctx.settings.kafka.partitions)
+    """A table of per-device state documents (MessagePack: ``streams.codec``),
+    co-partitioned with the readings."""
+    table = app.Table(name, default=None, partitions=ctx.settings.kafka.partitions)
+    # Faust takes the serializer from value_type only; its store and changelog topic
+    # are made lazily and read this attribute then
+    table.value_serializer = CODEC
+    return table
