@@ -259,7 +259,13 @@ class Assessment(Record):
     detail: dict[str, float] = Field(default_factory=dict, max_length=32)
 
 
-AlertKind = Literal["forecast", "observed", "clear", "recede", "maintenance"]
+AlertKind = Literal[
+    "forecast", "observed", "clear", "recede", "maintenance", "storm_on", "storm_off"
+]
+# Storm mode of a district turning on or off (streams/rain_job.py): a district-wide
+# state recorded as a storm period by the ticket store, never a ticket. Its incident
+# key is ``storm:{district}`` and its grid is the district itself.
+STORM_KINDS: frozenset[str] = frozenset({"storm_on", "storm_off"})
 
 
 class Alert(Record):
@@ -279,6 +285,20 @@ class Alert(Record):
     why: str = Field("", max_length=500)
     evidence: dict[str, Any] = Field(default_factory=dict)
     rule_version: str = Field("", max_length=64)
+
+    @model_validator(mode="after")
+    def _storm_is_district_wide(self) -> Alert:
+        if self.kind in STORM_KINDS:
+            if self.grid_id != self.district_id:
+                raise ValueError("a storm alert's grid_id is its district_id")
+            if self.incident_key != storm_key(self.district_id):
+                raise ValueError(f"a storm alert's incident key is {storm_key(self.district_id)!r}")
+        return self
+
+
+def storm_key(district_id: str) -> str:
+    """``storm:{district}`` — the incident key of a district's storm mode alerts."""
+    return f"storm:{district_id}"
 
 
 def incident_key(grid_id: str, category: Category | str, site: str | None = None) -> str:

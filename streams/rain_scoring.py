@@ -42,6 +42,11 @@ MODEL_VERSION = "rain-nowcast-1"
 class RainParams:
     heavy_mm_h: float = 10.0
     storm_share: float = 0.5  # share of a district's grids in heavy rain → storm mode
+    # storm mode alerts (streams.alerts.storm_step): on once the share has stayed
+    # ≥ storm_share for storm_on_s of event time, off once below storm_off_share for storm_off_s
+    storm_on_s: float = 300.0
+    storm_off_share: float = 0.3
+    storm_off_s: float = 900.0
     stale_s: float = 900.0  # a gauge quiet this long says nothing about now
 
 
