@@ -1,5 +1,7 @@
 """Ticketing job: alerts → the ticket store (idempotent by alert id); complaints from
-``gw.complaints`` (the 12345 hotline feed) → linked to the matching ticket.
+``gw.complaints`` (the 12345 hotline feed) → linked to the matching ticket. A district's
+storm mode alerts (``storm_on`` / ``storm_off`` from the rain job) take the same path and
+become storm periods in the store, never tickets.
 
 ``gw.alerts`` is keyed by incident key, so one incident is handled by one partition and
 one worker; the store's unique partial index makes a race between workers (during a

@@ -303,9 +303,33 @@ def _api_router(service: TicketService) -> APIRouter:
             return queries.list_tickets(s, f)
 
     @r.get("/queue", tags=["tickets"])
-    def queue(_: Viewer, limit: Annotated[int, Query(ge=1, le=500)] = 200) -> dict[str, Any]:
+    def queue(
+        _: Viewer,
+        limit: Annotated[int, Query(ge=1, le=500)] = 200,
+        group: queries.QueueGroup = "none",
+    ) -> dict[str, Any]:
+        """Active tickets in watch-floor order. ``group=grid`` rolls them up per grid
+        (counts by category and state, worst severity, nearest due, breaches, oldest,
+        ticket ids); ``group=auto`` does so for districts in storm mode only."""
         with service.read_session() as s:
-            return {"items": queries.queue(s, limit), "last_change": queries.last_change_id(s)}
+            if group == "none":
+                return {"items": queries.queue(s, limit), "last_change": queries.last_change_id(s)}
+            view = queries.queue_view(s, group, service.clock(), limit)
+            return {**view, "last_change": queries.last_change_id(s)}
+
+    @r.get("/storms", tags=["reports"])
+    def storms(
+        _: Viewer,
+        active: bool | None = None,
+        district_id: Annotated[str | None, Query(max_length=64)] = None,
+        since: QueryTime | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Storm periods (storm mode of a district, on → off), newest first."""
+        with service.read_session() as s:
+            return queries.storm_periods(
+                s, active=active, district_id=district_id, since=since, limit=limit
+            )
 
     @r.get("/tickets/{ticket_id}", tags=["tickets"])
     def get_ticket(ticket_id: TicketId, _: Viewer) -> dict[str, Any]:

@@ -232,3 +232,32 @@ class NearMiss(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_near_misses_ts", "ts"), Index("ix_near_misses_grid", "grid_id"))
+
+
+class StormPeriod(Base):
+    """A rainstorm over a district (storm mode on → off), from its storm alerts.
+
+    At most one open period (``ended_at`` NULL) per district: the partial unique index
+    makes two workers recording the same storm end in one row."""
+
+    __tablename__ = "storm_periods"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    district_id: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    peak_share: Mapped[float] = mapped_column(Float)  # highest share of grids in heavy rain
+    alert_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # storm alerts, in order
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index(
+            "uq_storm_periods_open_district",
+            "district_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_storm_periods_district_started", "district_id", "started_at"),
+    )

@@ -9,13 +9,21 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from tickets import rules
-from tickets.models import AuditRow, ComplaintRow, Evidence, NearMiss, OutboxRow, Ticket
+from tickets.models import (
+    AuditRow,
+    ComplaintRow,
+    Evidence,
+    NearMiss,
+    OutboxRow,
+    StormPeriod,
+    Ticket,
+)
 
 TICKET_FIELDS = (
     "id", "incident_key", "category", "severity", "state", "source", "grid_id",
@@ -93,6 +101,97 @@ def queue(s: Session, limit: int = 200) -> list[dict[str, Any]]:
     rows = list(s.scalars(select(Ticket).where(Ticket.state.in_(rules.ACTIVE_STATES))))
     rows.sort(key=lambda t: rules.queue_sort_key(t.severity, t.state, t.ack_due, t.resolve_due))
     return [ticket_dict(t) for t in rows[:limit]]
+
+
+QueueGroup = Literal["none", "grid", "auto"]
+# what a grid row of the grouped queue shows of each of its tickets
+ROW_FIELDS = (
+    "id", "incident_key", "category", "severity", "state", "grid_id", "site", "created_at",
+    "ack_due", "resolve_due", "expected_at", "ack_breached", "resolve_breached", "assignee",
+)  # fmt: skip
+
+
+def queue_view(s: Session, group: QueueGroup, now: datetime, limit: int = 200) -> dict[str, Any]:
+    """The watch-floor queue, flat or rolled up per grid.
+
+    ``group="grid"``: every active ticket in a grid row; ``"auto"`` (the console): the
+    tickets of districts in storm mode (an open storm period) in grid rows, the others
+    flat; ``"none"``: flat. ``limit`` bounds the flat items and the grid rows each."""
+    storms = storm_periods(s, active=True)
+    in_storm = {p["district_id"] for p in storms}
+    rows = list(s.scalars(select(Ticket).where(Ticket.state.in_(rules.ACTIVE_STATES))))
+    rows.sort(key=lambda t: rules.queue_sort_key(t.severity, t.state, t.ack_due, t.resolve_due))
+    if group == "none":
+        grouped: list[Ticket] = []
+    elif group == "grid":
+        grouped = rows
+    else:
+        grouped = [t for t in rows if t.district_id in in_storm]
+    ids = {t.id for t in grouped}
+    by_id = {t.id: t for t in grouped}
+    groups = []
+    for r in rules.roll_up(grouped, now, in_storm)[:limit]:
+        groups.append(
+            {
+                "grid_id": r.grid_id,
+                "district_id": r.district_id,
+                "storm": r.storm,
+                "tickets": r.tickets,
+                "counts": r.counts,
+                "worst_severity": r.worst_severity,
+                "earliest_due": _iso(r.earliest_due),
+                "breached": r.breached,
+                "oldest_at": _iso(r.oldest_at),
+                "ticket_ids": list(r.ticket_ids),
+                "items": [
+                    {f: _iso(getattr(by_id[i], f)) for f in ROW_FIELDS} for i in r.ticket_ids
+                ],
+            }
+        )
+    return {
+        "group": group,
+        "storm_districts": sorted(in_storm),
+        "storms": storms,
+        "groups": groups,
+        "items": [ticket_dict(t) for t in rows if t.id not in ids][:limit],
+    }
+
+
+def storm_dict(p: StormPeriod) -> dict[str, Any]:
+    end = p.ended_at
+    return {
+        "id": p.id,
+        "district_id": p.district_id,
+        "active": end is None,
+        "started_at": _iso(p.started_at),
+        "ended_at": _iso(end),
+        "duration_min": None
+        if end is None
+        else round((end - p.started_at).total_seconds() / 60, 1),
+        "peak_share": p.peak_share,
+        "alert_ids": list(p.alert_ids),
+    }
+
+
+def storm_periods(
+    s: Session,
+    *,
+    active: bool | None = None,
+    district_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Storm periods, newest first: ``active`` (still going on) or ended ones, of one
+    district, or ending at or after ``since``."""
+    q = select(StormPeriod)
+    if active is not None:
+        q = q.where(StormPeriod.ended_at.is_(None) if active else StormPeriod.ended_at.is_not(None))
+    if district_id:
+        q = q.where(StormPeriod.district_id == district_id)
+    if since:
+        q = q.where(or_(StormPeriod.ended_at.is_(None), StormPeriod.ended_at >= since))
+    q = q.order_by(StormPeriod.started_at.desc(), StormPeriod.id.desc()).limit(limit)
+    return [storm_dict(p) for p in s.scalars(q)]
 
 
 def ticket_detail(s: Session, ticket_id: str) -> dict[str, Any] | None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from tickets.config import EscalationStage, SlaTarget
 
@@ -235,9 +235,128 @@ def queue_sort_key(
     severity: str, state: str, ack_due: datetime | None, resolve_due: datetime | None
 ) -> tuple[int, int, float]:
     """Watch-floor order: most severe first, then the nearest due time; pre-alerts last."""
-    due = ack_due if state == "open" else resolve_due
+    due = current_due(state, ack_due, resolve_due)
     return (
         1 if state == "pre_alert" else 0,
         -SEVERITY_RANK.get(severity, 0),
         due.timestamp() if due is not None else math.inf,
     )
+
+
+def current_due(
+    state: str, ack_due: datetime | None, resolve_due: datetime | None
+) -> datetime | None:
+    """The target the watch floor works against: acknowledge while open, then resolve."""
+    return ack_due if state == "open" else resolve_due
+
+
+# -- storm mode: periods and the queue rolled up per grid ---------------------------------
+
+StormAction = Literal["storm_start", "storm_end", "storm_join"]
+
+
+@dataclass(frozen=True)
+class StormSpan:
+    started_at: datetime
+    ended_at: datetime | None  # None: the storm goes on
+    peak_share: float
+
+
+def storm_merge(
+    period: StormSpan | None, on: bool, started_at: datetime, ended_at: datetime, peak: float
+) -> tuple[StormAction, StormSpan]:
+    """What a storm alert makes of the period it belongs to (``None``: no period yet).
+
+    ``on``: a ``storm_on`` alert for a storm from ``started_at``; otherwise a
+    ``storm_off`` for one from ``started_at`` to ``ended_at``. A second alert of the same
+    storm (another worker's view, a restarted worker, a late one after the period closed)
+    joins it: the earliest start, the highest peak, the latest end once ended."""
+    if period is None:
+        if on:
+            return "storm_start", StormSpan(started_at, None, peak)
+        return "storm_end", StormSpan(started_at, max(ended_at, started_at), peak)
+    start = min(period.started_at, started_at)
+    top = max(period.peak_share, peak)
+    if period.ended_at is None:
+        if on:
+            return "storm_join", StormSpan(start, None, top)
+        return "storm_end", StormSpan(start, max(ended_at, start), top)
+    end = period.ended_at if on else max(period.ended_at, ended_at)
+    return "storm_join", StormSpan(start, end, top)
+
+
+class QueuedTicket(Protocol):
+    """What the roll-up reads of an active ticket (``tickets.models.Ticket`` has it)."""
+
+    id: str
+    grid_id: str
+    district_id: str
+    category: str
+    severity: str
+    state: str
+    created_at: datetime
+    ack_due: datetime | None
+    resolve_due: datetime | None
+    ack_breached: bool
+    resolve_breached: bool
+
+
+@dataclass(frozen=True)
+class GridRollup:
+    """One grid's active tickets as one queue row."""
+
+    grid_id: str
+    district_id: str
+    storm: bool  # its district is in storm mode
+    tickets: int
+    counts: dict[str, dict[str, int]]  # category → state → tickets
+    worst_severity: str
+    earliest_due: datetime | None  # nearest acknowledge / resolve target
+    breached: int  # tickets past (or recorded past) a target
+    oldest_at: datetime  # the earliest raised
+    ticket_ids: tuple[str, ...]  # in watch-floor order
+
+
+def is_breached(t: QueuedTicket, now: datetime) -> bool:
+    due = current_due(t.state, t.ack_due, t.resolve_due)
+    return bool(t.ack_breached or t.resolve_breached) or breached(due, None, now)
+
+
+def roll_up(
+    tickets: Iterable[QueuedTicket], now: datetime, storm_districts: Collection[str] = ()
+) -> list[GridRollup]:
+    """Active tickets grouped per grid, in watch-floor order: grids with a ticket past
+    pre-alert first, then the worst severity, the nearest due time, the grid id."""
+    by_grid: dict[str, list[QueuedTicket]] = defaultdict(list)
+    for t in tickets:
+        by_grid[t.grid_id].append(t)
+    rows = []
+    for grid, ts in by_grid.items():
+        ts.sort(
+            key=lambda t: (*queue_sort_key(t.severity, t.state, t.ack_due, t.resolve_due), t.id)
+        )
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for t in ts:
+            counts[t.category][t.state] += 1
+        dues = [d for t in ts if (d := current_due(t.state, t.ack_due, t.resolve_due)) is not None]
+        rows.append(
+            GridRollup(
+                grid_id=grid,
+                district_id=ts[0].district_id,
+                storm=ts[0].district_id in storm_districts,
+                tickets=len(ts),
+                counts={c: dict(sorted(s.items())) for c, s in sorted(counts.items())},
+                worst_severity=max((t.severity for t in ts), key=lambda v: SEVERITY_RANK.get(v, 0)),
+                earliest_due=min(dues, default=None),
+                breached=sum(is_breached(t, now) for t in ts),
+                oldest_at=min(t.created_at for t in ts),
+                ticket_ids=tuple(t.id for t in ts),
+            )
+        )
+
+    def order(r: GridRollup) -> tuple[int, int, float, str]:
+        all_pre = all(s == "pre_alert" for c in r.counts.values() for s in c)
+        due = r.earliest_due.timestamp() if r.earliest_due is not None else math.inf
+        return (1 if all_pre else 0, -SEVERITY_RANK.get(r.worst_severity, 0), due, r.grid_id)
+
+    return sorted(rows, key=order)

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from gridwatch.contracts import Alert, Category, incident_key
+from gridwatch.contracts import STORM_KINDS, Alert, Category, incident_key
 from tickets import rules
 from tickets.complaints import ComplaintIntake, ComplaintOutcome
 from tickets.errors import (
@@ -37,6 +37,7 @@ from tickets.errors import (
 from tickets.models import Evidence, NearMiss, SeenAlert, Ticket
 from tickets.sla import SlaSweeper
 from tickets.store import SYSTEM, utc_now
+from tickets.storms import StormRecorder
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ __all__ = ["ComplaintOutcome", "RaiseOutcome", "TicketService", "UnknownLocation
 @dataclass(frozen=True)
 class RaiseOutcome:
     alert_id: str
-    action: str  # create | promote | evidence | auto_resolve | retract | ignore | duplicate
+    # create | promote | evidence | auto_resolve | retract | ignore | late | duplicate, or
+    # for a storm alert (no ticket): storm_start | storm_end | storm_join
+    action: str
     ticket_id: str | None
     state: str | None
     escalated: bool = False
@@ -58,11 +61,13 @@ class RaiseOutcome:
         return self.action == "duplicate"
 
 
-class TicketService(ComplaintIntake, SlaSweeper):
-    """Raise, link, act on and sweep tickets. Thread-safe; one instance per process."""
+class TicketService(ComplaintIntake, SlaSweeper, StormRecorder):
+    """Raise, link, act on and sweep tickets; record storm periods. Thread-safe; one
+    instance per process."""
 
     def raise_alert(self, alert: Alert) -> RaiseOutcome:
-        """Apply one alert: idempotent by ``alert_id``; one active ticket per incident."""
+        """Apply one alert: idempotent by ``alert_id``; one active ticket per incident; a
+        storm alert (``storm_on`` / ``storm_off``) records a storm period, never a ticket."""
         alert = self._normalise(alert)
         self._check_grid(alert)
         return self._retrying(
@@ -72,6 +77,8 @@ class TicketService(ComplaintIntake, SlaSweeper):
     def _check_grid(self, alert: Alert) -> None:
         if alert.grid_id not in self.registry.grids:
             raise UnknownLocation(f"alert {alert.alert_id!r}: unknown grid {alert.grid_id!r}")
+        if alert.kind in STORM_KINDS:
+            self._check_storm(alert)
 
     @staticmethod
     def _normalise(alert: Alert) -> Alert:
@@ -116,6 +123,11 @@ class TicketService(ComplaintIntake, SlaSweeper):
         if seen is not None:
             state = s.scalar(select(Ticket.state).where(Ticket.id == seen.ticket_id))
             return RaiseOutcome(alert.alert_id, "duplicate", seen.ticket_id, state)
+        if alert.kind in STORM_KINDS:
+            action = self._storm_once(s, alert)
+            s.add(_seen(alert, None, action, self.clock()))
+            s.flush()
+            return RaiseOutcome(alert.alert_id, action, None, None)
         ticket = self._active(s, alert.incident_key)
         d = rules.decide_raise(
             ticket.state if ticket else None,

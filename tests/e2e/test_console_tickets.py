@@ -1,7 +1,8 @@
 """The watch-floor console in headless Chromium (Debian's /usr/bin/chromium via playwright).
 
 A ticket raised through the API appears in the live queue without a reload; an operator
-acknowledges it and sees the state change; a viewer gets no action buttons.
+acknowledges it and sees the state change; a viewer gets no action buttons; in storm mode
+a banner shows and the queue rolls up per grid.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +22,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from gridwatch.contracts import Alert, Category, Severity, incident_key
 from simulators.city import generate_city
+from streams.alerts import StormChange, storm_alert
+from streams.rain_scoring import RainParams
 from tickets.api import create_app
 from tickets.config import TicketsConfig
 from tickets.service import TicketService
@@ -194,3 +198,89 @@ def test_console_viewer_has_no_actions_and_bad_token_is_refused(
     page.goto(f"{base_url}/console/#token=wrong")
     expect(page.locator("#login")).to_be_visible()
     expect(page.locator("#login-error")).not_to_be_empty()
+
+
+def post_storm(base_url: str, on: bool) -> dict[str, Any]:
+    """The rain job's storm alert for D01 (started 20 min ago; ended 2 min ago), posted as
+    the ticketing job would hand it to the store."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    start = now_ms - 20 * 60_000
+    change = (
+        StormChange("D01", True, start + 5 * 60_000, start, None, 0.64, 0.64)
+        if on
+        else StormChange("D01", False, now_ms, start, now_ms - 2 * 60_000, 0.1, 0.7)
+    )
+    r = httpx.post(
+        f"{base_url}/api/v1/alerts",
+        json=json.loads(storm_alert(change, RainParams()).model_dump_json()),
+        headers={"Authorization": f"Bearer {TOKENS['admin']}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def test_console_storm_banner_and_queue_rolled_up_per_grid(
+    live: tuple[str, TicketService], browser_page: Page
+) -> None:
+    base_url, service = live
+    page = browser_page
+    placed = {"D01-S01-G01": 3, "D01-S02-G03": 2}
+    tickets: dict[str, list[str]] = {g: [] for g in placed}
+    for grid, n in placed.items():
+        for i in range(n):
+            site = f"st-{grid[-3:]}-{i}"
+            alert = Alert(
+                alert_id=f"storm-e2e-{grid}-{i}",
+                incident_key=incident_key(grid, Category.WATERLOGGING, site),
+                kind="observed",
+                category=Category.WATERLOGGING,
+                severity=Severity.MAJOR if i == 0 else Severity.MINOR,
+                grid_id=grid,
+                district_id="D01",
+                site=site,
+                ts=datetime.now(UTC),
+                why="water over the kerb",
+            )
+            tickets[grid].append(str(service.raise_alert(alert).ticket_id))
+    assert post_storm(base_url, on=True)["action"] == "storm_start"
+
+    page.goto(f"{base_url}/console/#token={TOKENS['viewer']}")
+    banner = page.locator("#storm-banner")
+    expect(banner).to_be_visible()
+    expect(banner.locator('[data-district="D01"]')).to_have_count(1)
+    groups = page.locator("#queue tr.grp")
+    expect(groups).to_have_count(2)  # one row per grid, its tickets folded in
+    expect(page.locator("#queue tr[data-id]")).to_have_count(0)
+    g01 = page.locator('#queue tr[data-grid-row="D01-S01-G01"]')
+    expect(g01).to_have_attribute("data-count", "3")
+    expect(g01).to_contain_text("3")
+    g01.click()
+    expect(page.locator("#queue tr.in-grp")).to_have_count(3)
+    first = tickets["D01-S01-G01"][0]
+    page.locator(f'#queue tr[data-id="{first}"]').click()
+    expect(page.locator("#d-id")).to_have_text(first)
+    g01.click()
+    expect(page.locator("#queue tr.in-grp")).to_have_count(0)
+    page.locator("#lang").click()  # the banner speaks English too
+    expect(banner).to_contain_text("Storm mode · D01")
+
+    # the storm ends: the next change on the floor brings back the flat queue
+    assert post_storm(base_url, on=False)["action"] == "storm_end"
+    service.raise_alert(
+        Alert(
+            alert_id="storm-e2e-after",
+            incident_key=incident_key("D01-S01-G02", Category.WATERLOGGING, "after"),
+            kind="observed",
+            category=Category.WATERLOGGING,
+            severity=Severity.MINOR,
+            grid_id="D01-S01-G02",
+            district_id="D01",
+            site="after",
+            ts=datetime.now(UTC),
+        )
+    )
+    expect(page.locator("#queue tr[data-id]")).to_have_count(6, timeout=15_000)
+    expect(groups).to_have_count(0)
+    expect(banner).to_be_hidden()

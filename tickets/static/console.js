@@ -1,6 +1,11 @@
 // GridWatch watch-floor console: live queue (SSE), grid map, detail, actions, KPI tiles.
+// In storm mode (a district with an open storm period) the queue rolls that district's
+// tickets up per grid (GET /queue?group=auto); a grid row expands to its tickets.
 "use strict";
-const state = { token: null, role: null, queue: [], selected: null, geo: null, refreshTimer: null, grid: null };
+const state = {
+  token: null, role: null, queue: [], flat: [], groups: [], storms: [], expanded: new Set(),
+  selected: null, geo: null, refreshTimer: null, grid: null,
+};
 const ACTIONS = {
   pre_alert: ["false_alarm"],
   open: ["acknowledge", "dispatch", "false_alarm"],
@@ -52,11 +57,14 @@ function scheduleRefresh() {
 
 async function refresh() {
   const [q, k, p, n] = await Promise.all([
-    api("/api/v1/queue"), api("/api/v1/kpis"), api("/api/v1/precision"),
+    api("/api/v1/queue?group=auto"), api("/api/v1/kpis"), api("/api/v1/precision"),
     api("/api/v1/near-misses?limit=10"),
   ]);
-  state.queue = q.items;
-  renderQueue(); renderKpis(k.overall, p.overall); renderPrecision(p); colourMap();
+  state.flat = q.items;
+  state.groups = q.groups || [];
+  state.storms = q.storms || [];
+  state.queue = state.flat.concat(state.groups.flatMap((g) => g.items));  // every active ticket
+  renderStorm(); renderQueue(); renderKpis(k.overall, p.overall); renderPrecision(p); colourMap();
   $("#near-list").replaceChildren(...n.map((m) => el("li", {},
     `${new Date(m.ts).toLocaleString()} · ${m.grid_id} · ${t(m.category)} · ${m.why_not}`)));
   if (state.selected) await showTicket(state.selected);
@@ -89,26 +97,69 @@ function filterGrid(grid) {
   renderQueue();
 }
 
+function renderStorm() {
+  const banner = $("#storm-banner");
+  banner.hidden = !state.storms.length;
+  banner.replaceChildren(...state.storms.map((p) => el("div", { "data-district": p.district_id },
+    `${t("storm_mode")} · ${p.district_id}`,
+    el("span", { class: "sub" }, `${t("storm_since")} ${new Date(p.started_at).toLocaleTimeString()} · ` +
+      `${t("storm_peak")} ${Math.round(p.peak_share * 100)}% · ${t("rolled_up")}`))));
+}
+
+function ticketRow(tk, inGroup) {
+  const breach = tk.ack_breached || tk.resolve_breached;
+  const cls = [tk.id === state.selected ? "sel" : "", inGroup ? "in-grp" : ""].join(" ").trim();
+  const row = el("tr", { "data-id": tk.id, "data-state": tk.state, class: cls },
+    el("td", {}, el("span", { class: `sev ${tk.severity}` }, t(tk.severity))),
+    el("td", {}, t(tk.category)),
+    el("td", {}, tk.grid_id),
+    el("td", { class: "st" }, t(tk.state)),
+    el("td", { class: breach ? "breach" : "" }, fmtDue(tk)),
+    el("td", {}, tk.assignee));
+  row.addEventListener("click", () => showTicket(tk.id));
+  return row;
+}
+
+// One grid of a storm district: its tickets by category and by state, the worst severity,
+// the nearest due time and how many are past it, the oldest; a click shows its tickets.
+function groupRow(g, open) {
+  const byState = {};
+  const cats = Object.entries(g.counts).map(([cat, states]) => {
+    let n = 0;
+    for (const [st, c] of Object.entries(states)) { n += c; byState[st] = (byState[st] || 0) + c; }
+    return `${t(cat)} ${n}`;
+  });
+  const due = g.earliest_due ? new Date(g.earliest_due).toLocaleTimeString() : "—";
+  const row = el("tr", { class: open ? "grp open" : "grp", "data-grid-row": g.grid_id, "data-count": String(g.tickets) },
+    el("td", {}, el("span", { class: `sev ${g.worst_severity}` }, t(g.worst_severity))),
+    el("td", {}, cats.join(" · ")),
+    el("td", {}, g.grid_id, el("span", { class: "n" }, `${g.tickets} ${t("tickets")}`)),
+    el("td", {}, Object.entries(byState).map(([st, c]) => `${t(st)} ${c}`).join(" · ")),
+    el("td", { class: g.breached ? "breach" : "" }, g.breached ? `${due} · ${t("breached")} ${g.breached}` : due),
+    el("td", {}, `${t("oldest")} ${new Date(g.oldest_at).toLocaleTimeString()}`));
+  row.addEventListener("click", () => {
+    if (state.expanded.has(g.grid_id)) state.expanded.delete(g.grid_id); else state.expanded.add(g.grid_id);
+    renderQueue();
+  });
+  return row;
+}
+
 function renderQueue() {
   const body = $("#queue tbody");
   body.replaceChildren();
-  const items = state.grid ? state.queue.filter((tk) => tk.grid_id === state.grid) : state.queue;
-  if (!items.length) {
+  const mine = (x) => !state.grid || x.grid_id === state.grid;
+  const groups = state.groups.filter(mine);
+  const items = state.flat.filter(mine);
+  if (!groups.length && !items.length) {
     body.append(el("tr", {}, el("td", { colSpan: 6 }, t("empty"))));
     return;
   }
-  for (const tk of items) {
-    const breach = tk.ack_breached || tk.resolve_breached;
-    const row = el("tr", { "data-id": tk.id, "data-state": tk.state, class: tk.id === state.selected ? "sel" : "" },
-      el("td", {}, el("span", { class: `sev ${tk.severity}` }, t(tk.severity))),
-      el("td", {}, t(tk.category)),
-      el("td", {}, tk.grid_id),
-      el("td", { class: "st" }, t(tk.state)),
-      el("td", { class: breach ? "breach" : "" }, fmtDue(tk)),
-      el("td", {}, tk.assignee));
-    row.addEventListener("click", () => showTicket(tk.id));
-    body.append(row);
+  for (const g of groups) {
+    const open = state.expanded.has(g.grid_id) || state.grid === g.grid_id;
+    body.append(groupRow(g, open));
+    if (open) for (const tk of g.items) body.append(ticketRow(tk, true));
   }
+  for (const tk of items) body.append(ticketRow(tk, false));
 }
 
 function renderKpis(k, prec) {
@@ -269,7 +320,7 @@ function boot() {
   $("#lang").addEventListener("click", () => {
     LANG = LANG === "zh" ? "en" : "zh"; localStorage.setItem("gw-lang", LANG);
     $("#lang").textContent = LANG === "zh" ? "EN" : "中文";
-    applyLabels(); renderQueue(); if (state.selected) showTicket(state.selected);
+    applyLabels(); renderStorm(); renderQueue(); if (state.selected) showTicket(state.selected);
   });
   $("#grid-filter-clear").addEventListener("click", () => filterGrid(state.grid));
   $("#logout").addEventListener("click", () => { sessionStorage.removeItem("gw-token"); location.reload(); });

@@ -20,6 +20,8 @@ const LABELS = {
     rule: "rule", model: "model", sensor: "sensor", versions: "Versions",
     complaints: "Complaints", pre_empted: "pre-empted", lead: "lead (min)",
     device_fault: "device fault", info: "info", minor: "minor", major: "major", critical: "critical",
+    storm_mode: "Storm mode", storm_since: "since", storm_peak: "peak share of grids in heavy rain",
+    rolled_up: "queue rolled up per grid", oldest: "oldest", breached: "breached", tickets: "tickets",
   },
   zh: {
     title: "网格值守台", offline: "离线", live: "实时", logout: "退出", token: "访问令牌",
@@ -38,6 +40,8 @@ const LABELS = {
     model: "模型", sensor: "传感器", versions: "版本", complaints: "市民诉求",
     pre_empted: "未诉先办", lead: "提前量(分)",
     device_fault: "设备故障", info: "提示", minor: "一般", major: "较重", critical: "严重",
+    storm_mode: "暴雨模式", storm_since: "开始于", storm_peak: "强降雨网格占比峰值",
+    rolled_up: "工单按网格汇总", oldest: "最早", breached: "超时", tickets: "件",
   },
 };
 // Chinese by default (the watch floor works in Chinese); English only when chosen.

@@ -22,7 +22,8 @@ from tickets.service import TicketService
 from .tickets_testlib import Clock, create_pg_database, drop_pg_database
 
 TABLES = (
-    "tickets", "evidence", "seen_alerts", "complaints", "audit_log", "outbox", "near_misses"
+    "tickets", "evidence", "seen_alerts", "complaints", "audit_log", "outbox", "near_misses",
+    "storm_periods",
 )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from tickets.api import create_app
 from tickets.config import TicketsConfig
 from tickets.service import TicketService
 
-from .tickets_testlib import GRID, make_alert
+from .tickets_testlib import GRID, T0, make_alert
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,8 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/me", None, "viewer"),
     ("GET", "/api/v1/tickets", None, "viewer"),
     ("GET", "/api/v1/queue", None, "viewer"),
+    ("GET", "/api/v1/queue?group=auto", None, "viewer"),
+    ("GET", "/api/v1/storms", None, "viewer"),
     ("GET", "/api/v1/tickets/{tid}", None, "viewer"),
     ("GET", "/api/v1/kpis", None, "viewer"),
     ("GET", "/api/v1/precision", None, "viewer"),
@@ -339,6 +341,9 @@ def test_sse_stream_delivers_new_ticket_events(live_url: str, api_service: Ticke
         ("/api/v1/tickets", {"q": "x" * 101}, 422),
         ("/api/v1/tickets", {"state": ["open"] * 9}, 422),
         ("/api/v1/near-misses", {"limit": 0}, 422),
+        ("/api/v1/queue", {"group": "street"}, 422),
+        ("/api/v1/storms", {"since": "2026-07-01T08:00:00"}, 422),
+        ("/api/v1/storms", {"limit": 501}, 422),
     ],
 )
 def test_bad_queries_are_clear_4xx(
@@ -378,3 +383,82 @@ def test_unknown_grids_are_refused(client: httpx.Client) -> None:
     }
     r = client.post("/api/v1/complaints", json=c, headers=auth("operator"))
     assert r.status_code == 422
+
+
+def test_storm_alerts_and_the_grouped_queue_over_http(
+    client: httpx.Client, api_service: TicketService
+) -> None:
+    """Storm alerts posted like any alert record a storm period; the console's
+    ``group=auto`` queue rolls the storm district's tickets up per grid."""
+    grids = ["D01-S01-G01", "D01-S01-G02"]
+    for i in range(5):
+        api_service.raise_alert(make_alert(f"gq-{i}", grid=grids[i % 2], site=f"g{i}"))
+    flat = client.get("/api/v1/queue", headers=auth("viewer")).json()
+    assert set(flat) == {"items", "last_change"}  # the flat queue is as it was
+    assert len(flat["items"]) == 5
+    calm = client.get("/api/v1/queue", params={"group": "auto"}, headers=auth("viewer")).json()
+    assert (len(calm["items"]), calm["groups"], calm["storms"]) == (5, [], [])
+
+    start = T0.replace(minute=5)
+    on = alert_json("storm:D01:on:1", kind="observed")  # then made a storm alert by hand
+    on.update(
+        alert_id="storm:D01:on:1",
+        incident_key="storm:D01",
+        kind="storm_on",
+        grid_id="D01",
+        site=None,
+        ts=T0.replace(minute=10).isoformat(),
+        evidence={"started_at": start.isoformat(), "peak_share": 0.64},
+    )
+    r = client.post("/api/v1/alerts", json=on, headers=auth("admin"))
+    assert r.status_code == 200, r.text
+    assert (r.json()["action"], r.json()["ticket_id"]) == ("storm_start", None)
+    again = client.post("/api/v1/alerts", json=on, headers=auth("admin")).json()
+    assert again["duplicate"] is True
+    wrong = client.post(
+        "/api/v1/alerts", json={**on, "alert_id": "w", "grid_id": grids[0]}, headers=auth("admin")
+    )
+    assert wrong.status_code == 422  # a storm alert names its district
+
+    grouped = client.get("/api/v1/queue", params={"group": "auto"}, headers=auth("viewer")).json()
+    assert grouped["storm_districts"] == ["D01"]
+    assert grouped["items"] == []
+    assert sorted(g["grid_id"] for g in grouped["groups"]) == grids
+    assert sum(g["tickets"] for g in grouped["groups"]) == 5
+    assert all(g["storm"] and len(g["items"]) == g["tickets"] for g in grouped["groups"])
+    assert grouped["last_change"] == flat["last_change"]
+    [period] = grouped["storms"]
+    assert (period["district_id"], period["active"], period["started_at"]) == (
+        "D01",
+        True,
+        start.isoformat(),
+    )
+
+    off = {
+        **on,
+        "alert_id": "storm:D01:off:1",
+        "kind": "storm_off",
+        "ts": T0.replace(minute=50).isoformat(),
+        "evidence": {
+            "started_at": start.isoformat(),
+            "ended_at": T0.replace(minute=35).isoformat(),
+        },
+    }
+    assert client.post("/api/v1/alerts", json=off, headers=auth("admin")).json()["action"] == (
+        "storm_end"
+    )
+    storms = client.get("/api/v1/storms", headers=auth("viewer")).json()
+    assert [(p["active"], p["duration_min"], p["alert_ids"]) for p in storms] == [
+        (False, 30.0, ["storm:D01:on:1", "storm:D01:off:1"])
+    ]
+    assert (
+        client.get("/api/v1/storms", params={"active": True}, headers=auth("viewer")).json() == []
+    )
+    assert (
+        client.get("/api/v1/storms", params={"district_id": "D09"}, headers=auth("viewer")).json()
+        == []
+    )
+    after = client.get("/api/v1/queue", params={"group": "auto"}, headers=auth("viewer")).json()
+    assert (len(after["items"]), after["groups"]) == (5, [])
+    by_grid = client.get("/api/v1/queue", params={"group": "grid"}, headers=auth("viewer")).json()
+    assert len(by_grid["groups"]) == 2 and not any(g["storm"] for g in by_grid["groups"])

@@ -31,7 +31,7 @@ def count(engine: Engine, model: type) -> int:
 
 
 def test_migrations_reach_head_without_drift(engine: Engine) -> None:
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     migrate(engine)  # idempotent
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -50,8 +50,10 @@ def test_downgrade_and_upgrade_again(engine: Engine) -> None:
         command.downgrade(cfg, "base")
         conn.commit()
     assert "tickets" not in inspect(engine).get_table_names()
+    assert "storm_periods" not in inspect(engine).get_table_names()
     migrate(engine)
-    assert {"tickets", "outbox", "audit_log"} <= set(inspect(engine).get_table_names())
+    tables = set(inspect(engine).get_table_names())
+    assert {"tickets", "outbox", "audit_log", "storm_periods"} <= tables
 
 
 def test_sqlite_runs_in_wal_mode(engine: Engine) -> None:
