@@ -13,10 +13,15 @@ The stream job keeps one ``FloodState`` per waterlogging site and updates it wit
 depth as the last value, an EW slope (cm/min, τ = 10 min) and an EW level (τ = 15 min);
 ``routed_mm_h`` is the catchment's lagged runoff (linear reservoir, lag 10 min) that the
 physical forecaster starts from. Times are epoch seconds.
+
+``RainHistory`` keeps each gauge's rain fields after each of its readings, so that a
+site is forecast with the rain that had fallen by the time of *its* reading, whichever
+of the two streams a consumer has read further.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
@@ -70,6 +75,82 @@ FloodState: type[_FloodCore] = make_dataclass(
     frozen=True,
 )
 FloodState.__doc__ = "Per-site flood features: depth, slope, rain bins r0 (newest) .. r11."
+DEPTH_FIELDS: tuple[str, ...] = ("depth_cm", "t_depth", "slope", "level_ewm")
+RAIN_FIELDS: tuple[str, ...] = tuple(f for f in FloodState.field_names() if f not in DEPTH_FIELDS)
+
+
+class RainHistory:
+    """Each gauge's rain state (``RAIN_FIELDS``) after each of its readings, over the
+    last ``keep_s`` of event time before its newest one.
+
+    A view that folds the rain topic runs ahead of the water readings whenever the two
+    are consumed at different speeds (a replay faster than real time, a worker catching
+    up a backlog): its newest state then holds rain that had not fallen yet when a
+    site's reading was taken (look-ahead), or a storm that is long over. ``at(gauge, t)``
+    is the state as it stood at event time ``t``: after the gauge's newest reading at or
+    before ``t``, None before its first reading (or before the kept span).
+
+    Per gauge a numpy buffer of rows ``(ts, *fields)`` in time order (readings are only
+    recorded in order, as the rain state accepts them): ``keep_s`` of one-minute
+    readings costs ≈ 60 kB per gauge for 6 hours.
+    """
+
+    def __init__(self, keep_s: float = 6 * 3600.0, fields: Sequence[str] = RAIN_FIELDS) -> None:
+        self.keep_s = keep_s
+        self.fields = tuple(fields)
+        self._rows: dict[str, np.ndarray] = {}
+        self._n: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return sum(self._n.values())
+
+    def record(self, gauge: str, ts: float, state: Mapping[str, float]) -> bool:
+        """Keep ``state`` as the gauge's state from ``ts`` on; a time at or before the
+        gauge's newest recorded one is refused (returns False)."""
+        if not np.isfinite(ts):
+            return False
+        buf = self._rows.get(gauge)
+        n = self._n.get(gauge, 0)
+        if buf is not None and n and ts <= buf[n - 1, 0]:
+            return False
+        if buf is None or n == buf.shape[0]:
+            buf, n = self._make_room(buf, n, ts)
+            self._rows[gauge] = buf
+        buf[n, 0] = ts
+        buf[n, 1:] = [float(state.get(f, np.nan)) for f in self.fields]
+        self._n[gauge] = n + 1
+        return True
+
+    def _make_room(self, buf: np.ndarray | None, n: int, ts: float) -> tuple[np.ndarray, int]:
+        if buf is None:
+            return np.empty((64, 1 + len(self.fields))), 0
+        # drop what is older than keep_s, but keep the newest row before the span: it
+        # is the state at the span's start
+        old = int(np.searchsorted(buf[:n, 0], ts - self.keep_s, side="right")) - 1
+        if old > 0:
+            buf[: n - old] = buf[old:n]
+            n -= old
+        if n > buf.shape[0] // 2:
+            grown = np.empty((buf.shape[0] * 2, buf.shape[1]))
+            grown[:n] = buf[:n]
+            buf = grown
+        return buf, n
+
+    def at(self, gauge: str, ts: float) -> dict[str, float] | None:
+        """The gauge's state at event time ``ts`` (None if nothing was recorded by then)."""
+        buf = self._rows.get(gauge)
+        n = self._n.get(gauge, 0)
+        if buf is None or not n or not np.isfinite(ts):
+            return None
+        k = int(np.searchsorted(buf[:n, 0], ts, side="right")) - 1
+        if k < 0:
+            return None
+        return dict(zip(self.fields, buf[k, 1:].tolist(), strict=True))
+
+    def newest(self, gauge: str) -> float | None:
+        """Event time of the gauge's newest recorded state."""
+        n = self._n.get(gauge, 0)
+        return float(self._rows[gauge][n - 1, 0]) if n else None
 
 
 def _depth_kernel(

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -28,6 +27,7 @@ from gridwatch.contracts import Assessment, QcFlag, RainReading, ReadingBatch, p
 from gridwatch.errors import ContractError
 from gridwatch.kafka import readings_topic
 from gridwatch.settings import KafkaSettings
+from models.flood_state import RAIN_FIELDS, RainHistory
 from streams.rain_scoring import usable_rain
 from streams.water_scoring import rain_state_update
 
@@ -93,14 +93,24 @@ class TopicView:
 
 
 class RainView(TopicView):
+    """Every gauge's rain state: the newest (``states``, ``get``) and, for the
+    ``replay_hours`` before it, as it stood after each reading (``at``): the water job
+    forecasts a site with the rain that had fallen by its reading's time, however far
+    this view has read ahead of the water readings (a replay, a backlog)."""
+
     def __init__(self, settings: KafkaSettings, replay_hours: float = 6.0) -> None:
         super().__init__(settings, replay_hours)
         self.topic = readings_topic(settings, "rain")
         self.states: dict[str, dict[str, float]] = {}
+        self.history = RainHistory(keep_s=replay_hours * 3600.0, fields=RAIN_FIELDS)
         self.newest_ts: float | None = None  # event time of the newest rain reading
 
     def get(self, gauge: str) -> Mapping[str, float] | None:
         return self.states.get(gauge)
+
+    def at(self, gauge: str, ts: float) -> Mapping[str, float] | None:
+        """The gauge's rain state at event time ``ts`` (None before its first reading)."""
+        return self.history.at(gauge, ts)
 
     def apply(self, raw: bytes) -> None:
         try:
@@ -113,7 +123,14 @@ class RainView(TopicView):
         ids = [r.device_id for r in readings]
         ts = np.array([r.ts.timestamp() for r in readings])
         mm, ih = usable_rain(readings)
-        self.states.update(rain_state_update(self.states, ids, ts, mm, ih))
+        # one reading time at a time, so the history holds the state after each reading
+        for t in np.unique(ts):
+            sel = np.flatnonzero(ts == t)
+            new = rain_state_update(self.states, [ids[i] for i in sel], ts[sel], mm[sel], ih[sel])
+            self.states.update(new)
+            for gauge, state in new.items():
+                if state["t_rain"] == t:  # accepted (not a replayed or older reading)
+                    self.history.record(gauge, float(t), state)
         self.newest_ts = max(self.newest_ts or float("-inf"), float(ts.max()))
 
 
@@ -146,7 +163,3 @@ class EvidenceView(TopicView):
         ts = a.ts.timestamp()
         if ts >= self.latest.get(a.device_id, (float("-inf"), 0.0))[0]:
             self.latest[a.device_id] = (ts, value)
-
-
-def gauge_states(view: RainView, gauges: set[str | None]) -> dict[str, Any]:
-    return {g: view.get(g) for g in gauges if g}

@@ -2,7 +2,9 @@
 
 * rain: each gauge's rain state (5-minute bins of the last hour, intensity, storm start)
   is kept by every worker's ``RainView``, which reads all rain partitions, so every
-  worker sees the gauge of every site (``streams.rain_job`` scores the gauges);
+  worker sees the gauge of every site (``streams.rain_job`` scores the gauges); a site
+  is scored with its gauge's state as it stood at the site's reading (``RainView.at``),
+  since the view may have read the rain far ahead of the water (a replay, a backlog);
 * water: each site's QC, detector, depth and hygiene state lives in a table
   co-partitioned with ``gw.readings.water`` (the bridge sends a device's readings to
   one partition), recovered from its changelog after a restart.
@@ -30,7 +32,7 @@ from streams.hygiene import HygieneState
 from streams.influx_sink import alert_point, reading_points
 from streams.scored_job import apply_result
 from streams.status_scoring import battery_update
-from streams.views import EvidenceView, RainView, gauge_states
+from streams.views import EvidenceView, RainView
 from streams.water_scoring import WaterScorer
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,8 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
         scored = fresh(readings, stored)
         if not scored:
             return reading_points(readings)
-        gauges = gauge_states(rain_view, {scorer.gauge_of.get(r.device_id) for r in scored})
-        result = scorer.score(scored, stored, gauges, evidence.latest)
+        # each site's gauge as it stood at the site's reading, not the view's newest state
+        result = scorer.score(scored, stored, rain_view.at, evidence.latest)
         for r in scored:  # the battery record tells a dead sensor from a silent one
             state: dict[str, Any] = result.states[r.device_id]
             if "batt" not in state:

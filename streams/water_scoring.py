@@ -15,7 +15,7 @@ never opens an incident.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -43,8 +43,10 @@ from streams.batch_state import last_per_device, rows, stack
 # make_dataclass types are opaque to mypy
 FloodState: Any = flood_state.FloodState
 DetectorState: Any = detectors.DetectorState
-DEPTH_FIELDS = ("depth_cm", "t_depth", "slope", "level_ewm")
-RAIN_FIELDS = tuple(f for f in FloodState.field_names() if f not in DEPTH_FIELDS)
+DEPTH_FIELDS = flood_state.DEPTH_FIELDS
+RAIN_FIELDS = flood_state.RAIN_FIELDS
+# (gauge, event time) → the gauge's rain state as it stood then, or None
+RainAt = Callable[[str, float], Mapping[str, float] | None]
 RULE_VERSION = "water-hygiene-1"
 PARTS = ("qc", "det", "flood", "hyg", "maint")
 # the flood part stores only the depth fields; the rain fields come from the gauge
@@ -80,6 +82,7 @@ class WaterParams:
     camera_m: float = 250.0  # cameras this close see the site's road
     camera_cover_full: float = 0.25  # a quarter of the road under water: full agreement
     evidence_max_age_s: float = 900.0
+    evidence_max_ahead_s: float = 60.0  # devices' clocks differ by up to a reading
     hygiene: hygiene.HygieneParams = field(default_factory=hygiene.HygieneParams)
 
 
@@ -110,22 +113,27 @@ class WaterScorer:
         self,
         readings: Sequence[WaterReading],
         stored: Mapping[str, Mapping[str, Any] | None],
-        gauges: Mapping[str, Mapping[str, float] | None],
+        gauges: Mapping[str, Mapping[str, float] | None] | RainAt,
         evidence: Mapping[str, tuple[float, float]] | None = None,
     ) -> WaterResult:
-        """``evidence``: device → (event time, value) of the newest water depth (cm) of
-        other sites and water cover (0..1) of cameras (``streams.views.EvidenceView``)."""
+        """``gauges``: each gauge's rain state, or ``(gauge, t) → its state at event time
+        t`` (``models.flood_state.RainHistory.at``), which gives every site the rain of its
+        gauge as it stood at the site's newest reading of the batch — never rain that fell
+        after it, however far ahead the rain stream was read. ``evidence``: device →
+        (event time, value) of the newest water depth (cm) of other sites and water cover
+        (0..1) of cameras (``streams.views.EvidenceView``)."""
         devices = sorted({r.device_id for r in readings})
         row = {d: i for i, d in enumerate(devices)}
         states = {
             part: stack(STATE_TYPES[part], part, devices, stored, STORED_FIELDS.get(part))
             for part in PARTS
         }
-        _merge_rain(states["flood"], devices, self.gauge_of, gauges)
-        sites = Sites.from_attrs([self.attrs.get(d, {}) for d in devices])
-
         idx = np.array([row[r.device_id] for r in readings], dtype=np.int64)
         ts = np.array([r.ts.timestamp() for r in readings])
+        last = last_per_device(idx, ts, len(devices))
+        _merge_rain(states["flood"], devices, self.gauge_of, gauges, ts[last])
+        sites = Sites.from_attrs([self.attrs.get(d, {}) for d in devices])
+
         value = np.array([r.level_cm for r in readings], dtype=float)
         ingest_flag = np.array([int(r.qc) for r in readings], dtype=np.int64)
 
@@ -140,7 +148,6 @@ class WaterScorer:
         )
         # Forecast each site once, at its newest reading of the batch (the state now
         # holds every reading of the batch; earlier readings share this forecast).
-        last = last_per_device(idx, ts, len(devices))
         X = flood_state.features(states["flood"], sites.drainage_mm_h, ts[last])
         forecast = self.forecaster.predict(X, sites)
         horizon_k = list(forecast.horizons_min).index(self.params.horizon_min)
@@ -232,21 +239,26 @@ class WaterScorer:
         self, devices: list[str], now: np.ndarray, evidence: Mapping[str, tuple[float, float]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per device, how much its neighbours' observed depth and the cameras watching it
-        agree that water is standing here (0..1 each; only evidence fresher than
-        ``evidence_max_age_s`` at the device's newest reading counts)."""
+        agree that water is standing here (0..1 each). Only evidence taken within
+        ``evidence_max_age_s`` before the device's newest reading counts — and not after
+        it (beyond ``evidence_max_ahead_s`` of clock tolerance): a job read ahead of this
+        one must not hand a site what its neighbours saw later."""
         prm = self.params
         neighbour = np.zeros(len(devices))
         camera = np.zeros(len(devices))
         for i, d in enumerate(devices):
             for other in self.neighbours.get(d, ()):
                 seen = evidence.get(other)
-                if seen is not None and now[i] - seen[0] <= prm.evidence_max_age_s:
+                if seen is not None and self._timely(now[i] - seen[0]):
                     neighbour[i] = max(neighbour[i], seen[1] / prm.alert_cm)
             for cam in self.cameras.get(d, ()):
                 seen = evidence.get(cam)
-                if seen is not None and now[i] - seen[0] <= prm.evidence_max_age_s:
+                if seen is not None and self._timely(now[i] - seen[0]):
                     camera[i] = max(camera[i], seen[1] / prm.camera_cover_full)
         return np.clip(neighbour, 0.0, 1.0), np.clip(camera, 0.0, 1.0)
+
+    def _timely(self, age_s: float) -> bool:
+        return -self.params.evidence_max_ahead_s <= age_s <= self.params.evidence_max_age_s
 
     def _maintenance(self, r: WaterReading, decision: int, flag: int) -> Alert:
         kind: AlertKind = "maintenance" if decision == hygiene.EMIT_OBSERVED else "clear"
@@ -395,11 +407,21 @@ def _merge_rain(
     flood: dict[str, np.ndarray],
     devices: list[str],
     gauge_of: Mapping[str, str | None],
-    gauges: Mapping[str, Mapping[str, float] | None],
+    gauges: Mapping[str, Mapping[str, float] | None] | RainAt,
+    at: np.ndarray,
 ) -> None:
+    looked_up: dict[tuple[str, float], Mapping[str, float] | None] = {}
     for i, d in enumerate(devices):
         g = gauge_of.get(d)
-        doc = gauges.get(g) if g else None
+        if not g:
+            continue
+        if callable(gauges):  # sites of one gauge mostly report at the same times
+            key = (g, float(at[i]))
+            if key not in looked_up:
+                looked_up[key] = gauges(*key)
+            doc = looked_up[key]
+        else:
+            doc = gauges.get(g)
         if doc:
             for k in RAIN_FIELDS:
                 if k in doc:

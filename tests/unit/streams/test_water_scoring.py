@@ -9,6 +9,7 @@ import pytest
 
 from gridwatch.contracts import QcFlag, WaterReading
 from gridwatch.registry import Registry
+from models.flood_state import RainHistory
 from simulators.city import generate_city
 from streams.water_scoring import WaterScorer, rain_state_update
 
@@ -35,7 +36,12 @@ def run(
     rain: np.ndarray,
     flag: QcFlag = QcFlag.NOT_EVALUATED,
     batch: int = 1,
+    view: str = "aligned",
 ):  # type: ignore[no-untyped-def]
+    """``view``: how the scorer sees the gauge — ``aligned`` (the rain folded batch by
+    batch with the water), ``history`` (the whole storm's rain read first, as a view
+    running ahead of the water holds it, looked up at each reading's time) or
+    ``newest`` (the same view, its newest state only)."""
     scorer = WaterScorer(registry)
     site = registry.devices_of("water")[0]
     gauge = scorer.gauge_of[site.device.device_id]
@@ -56,19 +62,33 @@ def run(
         )
         for i in range(len(depth))
     ]
+    history = RainHistory()
+    if view != "aligned":
+        for i, r in enumerate(readings):
+            gauges.update(
+                rain_state_update(
+                    gauges,
+                    [gauge],
+                    np.array([r.ts.timestamp()]),
+                    rain[i : i + 1] / 60.0,
+                    rain[i : i + 1],
+                )
+            )
+            history.record(gauge, r.ts.timestamp(), gauges[gauge])
     for start in range(0, len(readings), batch):
         chunk = readings[start : start + batch]
         ts = np.array([r.ts.timestamp() for r in chunk])
-        gauges.update(
-            rain_state_update(
-                gauges,
-                [gauge] * len(chunk),
-                ts,
-                rain[start : start + batch] / 60.0,
-                rain[start : start + batch],
+        if view == "aligned":
+            gauges.update(
+                rain_state_update(
+                    gauges,
+                    [gauge] * len(chunk),
+                    ts,
+                    rain[start : start + batch] / 60.0,
+                    rain[start : start + batch],
+                )
             )
-        )
-        result = scorer.score(chunk, stored, gauges)
+        result = scorer.score(chunk, stored, history.at if view == "history" else gauges)
         stored.update(result.states)
         kinds += [a.kind for a in result.alerts]
         assessments += result.assessments
@@ -105,6 +125,21 @@ def test_batches_give_the_same_alerts_as_single_readings(registry: Registry) -> 
     batched, _ = run(registry, depth, rain, batch=7)
     assert [k for k in singles if k != "forecast"] == [k for k in batched if k != "forecast"]
     assert singles.count("forecast") == batched.count("forecast")
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_a_view_read_ahead_of_the_water_gives_each_site_the_rain_of_its_time(
+    registry: Registry, batch: int
+) -> None:
+    rain, depth = storm()
+    aligned, a_aligned = run(registry, depth, rain, batch=batch)
+    ahead, a_ahead = run(registry, depth, rain, batch=batch, view="history")
+    assert ahead == aligned
+    assert [a.risk for a in a_ahead] == pytest.approx([a.risk for a in a_aligned])
+    # the newest state alone (the storm already over) hides the rain: a later pre-alert
+    _, a_newest = run(registry, depth, rain, batch=batch, view="newest")
+    first = [next(i for i, a in enumerate(x) if a.risk >= 0.6) for x in (a_aligned, a_newest)]
+    assert first[0] < first[1]
 
 
 def test_stuck_sensor_raises_a_device_fault_not_a_flood(registry: Registry) -> None:
@@ -151,6 +186,10 @@ def test_support_counts_fresh_neighbours_and_cameras_only(registry: Registry) ->
     assert nb[0] == 1.0 and cam[0] == 0.0
     nb, _ = scorer.support([site], now, {other: (T0.timestamp() - 3600, 30.0)})
     assert nb[0] == 0.0  # an hour old: says nothing about now
+    nb, _ = scorer.support([site], now, {other: (T0.timestamp() + 30, 7.6)})
+    assert nb[0] == 1.0  # the same minute, by another device's clock
+    nb, _ = scorer.support([site], now, {other: (T0.timestamp() + 1800, 30.0)})
+    assert nb[0] == 0.0  # seen half an hour after this reading: not known at its time
     watched = next((d for d, c in scorer.cameras.items() if c), None)
     if watched is not None:
         _, cam = scorer.support(
