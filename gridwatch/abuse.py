@@ -7,8 +7,9 @@ ticket database, then for ``seconds``:
 * publishes every bad-input class of ``ingest.badinput`` and ``simulators.faults`` at
   rate, floods one device past its rate limit and repeats readings, interleaved with
   valid readings from honest devices (``gridwatch.abuse_plan``, ``gridwatch.abuse_mqtt``);
-* commits the ACL violations: publishing to another device's topic or outside the topic
-  root, subscribing where a device may not read, logging in anonymously, with a wrong
+* commits the ACL violations: publishing to another device's topic, under its own id
+  but another kind, or outside the topic root, subscribing where a device may not read
+  (joining the bridge's shared subscription too), logging in anonymously, with a wrong
   password, as somebody else;
 * calls every route of the tickets API with every caller and malformed input
   (``gridwatch.abuse_api``).
@@ -83,8 +84,8 @@ def run_abuse(
     down = [st.name for st in stack.status() if st.name != "influxdb" and not st.healthy]
     if down:
         raise StackError(f"{', '.join(down)} not running; start the stack: gridwatch stack up")
-    before = _provisioned(s)
-    stack.provision_devices(sorted(before | pools.logins()))
+    before = stack.provisioned_devices()  # device id → kind
+    stack.provision_devices(sorted(set(before) | pools.logins()), kinds={**before, **pools.kinds()})
     children: list[Child] = []
     try:
         _wait_login(s, pools.ghost)
@@ -120,7 +121,7 @@ def run_abuse(
     finally:
         for child in children:
             child.stop()
-        stack.provision_devices(sorted(before))
+        stack.provision_devices(sorted(before), kinds=before)
     tracebacks = {c.name: _tracebacks(c.log_path) for c in children}
     return summarise(mqtt, letters, found, api_result, alive, tracebacks, work, hijack)
 
@@ -137,17 +138,8 @@ def _registry_dir(settings: Settings, work: Path) -> Path:
     return generate_city(settings.sim.seed, "small").write(work / "city")
 
 
-def _provisioned(settings: Settings) -> set[str]:
-    """Device logins the broker has now (usernames of the password file, minus the service)."""
-    path = settings.stack.var_dir / "mosquitto" / "passwd"
-    if not path.is_file():
-        return set()
-    users = {line.split(":", 1)[0] for line in path.read_text().splitlines() if ":" in line}
-    return users - {settings.mqtt.username}
-
-
 def _wait_login(settings: Settings, device: str) -> None:
-    """Until the broker has reloaded its password file (SIGHUP is asynchronous)."""
+    """Until the broker accepts the sweep's logins (after a restart it may still be coming up)."""
     assert settings.sim.device_secret is not None
     pw = device_password(settings.sim.device_secret.get_secret_value(), device)
 
@@ -337,8 +329,15 @@ def summarise(
         n for c in mqtt.connects.values() for text, n in c.items() if text != "Success"
     )
     spy_messages = sum(int(v["messages_received"]) for v in mqtt.subscribes.values())
-    acl_tried = sum(classes[c]["sent"] for c in acl_classes) + connect_tries
-    acl_refused = sum(classes[c].get("refused", 0) for c in acl_classes) + connect_refused
+    # every forbidden subscription, the bridge's share group included, must be refused
+    subscribes = [*mqtt.subscribes.values(), hijack]
+    subscribes_refused = sum(1 for v in subscribes if v.get("refused"))
+    acl_tried = sum(classes[c]["sent"] for c in acl_classes) + connect_tries + len(subscribes)
+    acl_refused = (
+        sum(classes[c].get("refused", 0) for c in acl_classes)
+        + connect_refused
+        + subscribes_refused
+    )
     sweep: ApiSweep | None = api_result.get("sweep")
     api_doc: dict[str, Any] = {"error": api_result.get("error")}
     if sweep is not None:
@@ -371,6 +370,8 @@ def summarise(
             "violations_refused": acl_refused,
             "connects": connects,
             "subscribes": mqtt.subscribes,
+            "subscribes_tried": len(subscribes),
+            "subscribes_refused": subscribes_refused,
             "messages_delivered_to_spies": spy_messages,
             "refused_messages_in_kafka": refused_leaks,
             "share_group_hijack": {**hijack, "lost": hijack["sent"] - hijack["arrived"]},
@@ -398,9 +399,13 @@ def summarise(
         (acl_tried == acl_refused, f"{acl_tried - acl_refused} ACL violation(s) not refused"),
         (spy_messages == 0, f"{spy_messages} message(s) delivered to forbidden subscriptions"),
         (
+            hijack.get("refused", False),
+            f"the broker let a device into the bridge's share group (SUBACK {hijack['suback']})",
+        ),
+        (
             hijack["arrived"] == hijack["sent"] and hijack["messages_received"] == 0,
-            f"a device in the bridge's share group made {hijack['sent'] - hijack['arrived']} "
-            f"of {hijack['sent']} readings vanish",
+            f"a device trying the bridge's share group made {hijack['sent'] - hijack['arrived']} "
+            f"of {hijack['sent']} readings vanish ({hijack['messages_received']} delivered to it)",
         ),
         (refused_leaks == 0, f"{refused_leaks} refused message(s) reached Kafka"),
         (not lost, f"{len(lost)} valid reading(s) lost"),

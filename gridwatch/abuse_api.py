@@ -44,6 +44,7 @@ REQUIRED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/kpis"): "viewer",
     ("GET", "/api/v1/precision"): "viewer",
     ("GET", "/api/v1/near-misses"): "viewer",
+    ("GET", "/api/v1/storms"): "viewer",
     ("GET", "/api/v1/grids.geojson"): "viewer",
     ("GET", "/api/v1/stream"): "viewer",
     ("GET", "/open311/v2/services.json"): None,

@@ -3,7 +3,8 @@
 Messages the broker should deliver go through ``MqttPublisher`` (each device logged in
 as itself). Messages it should refuse go through probes of our own, which record the
 broker's answer: the PUBACK reason code, a dropped connection, the CONNACK of a bad
-login, the SUBACK and any message delivered to a device subscribed where it may not read.
+login, the SUBACK of a subscription a device may not make (it must be refused) and any
+message delivered to it all the same.
 """
 
 from __future__ import annotations
@@ -260,16 +261,25 @@ def run_mqtt_sweep(
             out.answer(cls, text, text == "Not authorized")
         time.sleep(0.5)  # let anything wrongly delivered reach the spies
         for name, (probe, topic) in spies.items():
-            out.subscribes[name] = {
-                "filter": topic,
-                "suback": sorted(set(probe.granted)),
-                "messages_received": probe.received,
-            }
+            out.subscribes[name] = _subscribe_doc(topic, probe)
     finally:
         attacker.close()
         for probe, _ in spies.values():
             probe.close()
     return out
+
+
+REFUSED_SUBACK = "Not authorized"  # reason code 0x87
+
+
+def _subscribe_doc(topic: str, probe: Probe) -> dict[str, Any]:
+    suback = sorted(set(probe.granted))
+    return {
+        "filter": topic,
+        "suback": suback,
+        "refused": suback == [REFUSED_SUBACK],
+        "messages_received": probe.received,
+    }
 
 
 def _spies(settings: Settings, pools: Pools, pw: str, tag: str) -> dict[str, tuple[Probe, str]]:
@@ -326,11 +336,12 @@ def _try_connects(
 def run_hijack(
     settings: Settings, pools: Pools, n: int = 200
 ) -> tuple[dict[str, Any], dict[tuple[str, int], str]]:
-    """A device joins the bridge's shared subscription while honest devices publish.
+    """A device tries to join the bridge's shared subscription, then honest devices publish.
 
-    The broker grants the subscription (it checks read access only when delivering), so
-    the question is whether messages it hands to the intruder are lost to the bridge.
-    Returns the intruder's side and the readings sent, which must all reach Kafka.
+    The broker must refuse the SUBSCRIBE (SUBACK 0x87): a member it admitted would be
+    handed part of the stream, and without read access the broker would drop it, lost
+    to the bridge. Returns the intruder's side and the readings sent, which must all
+    reach Kafka.
     """
     root = settings.mqtt.topic_root.rstrip("/")
     assert settings.sim.device_secret is not None
@@ -357,12 +368,7 @@ def run_hijack(
                 sent[(device, seq)] = "hijack"
             pub.flush(60)
         time.sleep(0.5)
-        doc = {
-            "filter": topic,
-            "suback": sorted(set(spy.granted)),
-            "messages_received": spy.received,
-            "sent": n,
-        }
+        doc = {**_subscribe_doc(topic, spy), "sent": n}
     finally:
         spy.close()
     return doc, sent

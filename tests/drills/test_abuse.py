@@ -63,7 +63,25 @@ def test_every_acl_violation_is_refused(result: dict[str, Any]) -> None:
         set(answers) == {"Not authorized"} for answers in acl["connects"].values()
     )
     assert acl["subscribes"] and acl["messages_delivered_to_spies"] == 0
+    assert all(sub["suback"] == ["Not authorized"] for sub in acl["subscribes"].values())
+    assert acl["subscribes_refused"] == acl["subscribes_tried"] == len(acl["subscribes"]) + 1
     assert acl["refused_messages_in_kafka"] == 0
+
+
+def test_a_device_may_not_publish_its_id_under_another_kind(result: dict[str, Any]) -> None:
+    classes = result["figures"]["classes"]
+    mismatch = [
+        c
+        for c in classes
+        if c.startswith(("acl:own-id-", "fault:topic_mismatch:", "decode:kind-mismatch"))
+    ]
+    assert len(mismatch) >= 8
+    for name in mismatch:
+        doc = classes[name]
+        assert doc["route"] == "broker_acl", name
+        assert doc["refused"] == doc["sent"] > 0, name
+        assert doc["broker_answers"] == {"Not authorized": doc["sent"]}, name
+        assert doc["dead_letters"] == {}, name
 
 
 def test_every_endpoint_is_called_by_every_caller(result: dict[str, Any]) -> None:
@@ -77,13 +95,17 @@ def test_every_endpoint_is_called_by_every_caller(result: dict[str, Any]) -> Non
         assert set(by_caller) == set(CALLERS), route
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Mosquitto grants a device's subscription to the bridge's $share group and "
-    "then drops the messages it assigns to it (no read access): half the traffic is lost",
-)
-def test_a_device_in_the_bridges_share_group_steals_nothing(result: dict[str, Any]) -> None:
+def test_a_device_cannot_join_the_bridges_share_group(result: dict[str, Any]) -> None:
     hijack = result["figures"]["acl"]["share_group_hijack"]
+    assert hijack["filter"].startswith("$share/")
+    assert hijack["suback"] == ["Not authorized"]
+    assert hijack["refused"] is True
+    assert hijack["messages_received"] == 0
     assert hijack["sent"] > 0
+    assert hijack["arrived"] == hijack["sent"]
     assert hijack["lost"] == 0
+
+
+def test_the_drill_passes(result: dict[str, Any]) -> None:
+    assert result["figures"]["failures"] == []
     assert result["passed"]

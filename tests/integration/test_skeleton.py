@@ -61,9 +61,14 @@ def test_thousand_readings_arrive_with_values_and_event_times(
         ("water", b'{"ts": "2026-01-01T00:00:00Z", "level_cm": NaN}', "non_finite"),
         ("water", b"{not json", "malformed"),
         ("water", b'{"ts": "2026-01-01T00:00:00Z", "level_cm": "12.5"}', "schema"),
-        ("rain", b'{"ts": "2026-01-01T00:00:00Z", "rain_mm": 1.0}', "topic_mismatch"),
+        # (a device's id under another kind's topic is refused by the broker itself)
+        (
+            "water",
+            b'{"ts": "2026-01-01T00:00:00Z", "kind": "rain", "level_cm": 1}',
+            "topic_mismatch",
+        ),
     ],
-    ids=["nan", "not-json", "number-as-string", "wrong-kind"],
+    ids=["nan", "not-json", "number-as-string", "payload-names-another-kind"],
 )
 def test_invalid_messages_are_dead_lettered_with_reason(
     settings: Settings, registry: Registry, topic_kind: str, payload: bytes, reason: str

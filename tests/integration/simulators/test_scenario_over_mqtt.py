@@ -27,7 +27,8 @@ def test_typhoon_over_mqtt_arrives_complete(stack: Stack, tmp_path: Path) -> Non
     sc = load_scenario("typhoon").with_overrides(duration="20min", max_devices=150)
     city = generate_city(sc.city.seed, sc.city.size, max_devices=sc.city.max_devices)
     known = {d["device_id"] for d in city.devices}
-    stack.provision_devices(sorted(known | set(stack_devices(stack))))
+    kinds = {d["device_id"]: d["kind"] for d in city.devices}
+    stack.provision_devices(sorted(known | set(stack_devices(stack))), kinds=kinds)
 
     received: list[tuple[str, bytes]] = []
     subscribed = threading.Event()
@@ -45,13 +46,15 @@ def test_typhoon_over_mqtt_arrives_complete(stack: Stack, tmp_path: Path) -> Non
     assert subscribed.wait(10)
 
     sent: list[Message] = []
+    refused: list[Message] = []  # a device's id under another kind: the broker refuses it
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=20)
     with MqttPublisher(s) as pub:
 
         def send(msg: Message) -> None:
             if msg.device_id in known:
                 pub.publish(msg.topic, msg.payload_bytes())
-                sent.append(msg)
+                own = msg.topic == f"gw/v1/{kinds[msg.device_id]}/{msg.device_id}"
+                (sent if own else refused).append(msg)
 
         run_scenario(sc, tmp_path / "run", start=start, on_message=send)
         pub.flush(60)
@@ -63,6 +66,7 @@ def test_typhoon_over_mqtt_arrives_complete(stack: Stack, tmp_path: Path) -> Non
         sub.loop_stop()
     assert len(sent) > 1000
     assert missing(want, received_seqs(received)) == {}
+    assert not {m.topic for m in refused} & {topic for topic, _ in received}
 
 
 def stack_devices(stack: Stack) -> list[str]:

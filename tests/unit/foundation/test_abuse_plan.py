@@ -51,7 +51,8 @@ def pools():  # type: ignore[no-untyped-def]
     ("topic", "publisher", "route"),
     [
         ("gw/v1/water/wl-1", "wl-1", BRIDGE),
-        ("gw/v1/rain/wl-1", "wl-1", BRIDGE),  # the ACL allows any kind: ingest refuses it
+        ("gw/v1/rain/wl-1", "wl-1", ACL),  # its own id, but not its kind
+        ("gw/v1/smoke/wl-1", "wl-1", ACL),
         ("gw/v1/water/wl-2", "wl-1", ACL),
         ("gw/v1/water/wl-1/x", "wl-1", ACL),
         ("gw/v2/water/wl-1", "wl-1", ACL),
@@ -63,7 +64,7 @@ def pools():  # type: ignore[no-untyped-def]
     ],
 )
 def test_mqtt_route(topic: str, publisher: str, route: str) -> None:
-    assert mqtt_route(topic, publisher, ROOT) == route
+    assert mqtt_route(topic, publisher, ROOT, "water") == route
 
 
 def test_a_round_holds_every_class_once(pools) -> None:  # type: ignore[no-untyped-def]
@@ -75,13 +76,23 @@ def test_a_round_holds_every_class_once(pools) -> None:  # type: ignore[no-untyp
     assert {f"decode:{n}" for n in names} <= set(classes)
     assert {f"fault:{c}:water" for c in MALFORMED_CLASSES} <= set(classes)
     assert {"duplicate", "duplicate:first", "acl:other-device"} <= set(classes)
+    assert {"acl:own-id-other-kind", "acl:own-id-unknown-kind"} <= set(classes)
     assert {f"valid:{k}" for k in KINDS} <= set(classes)
     assert set(classes.values()) == {1}
+    kinds = pools.kinds()
     for s in sends:
         # what the broker stops is expected to be refused, everything else gets a verdict
         assert (s.expect == REFUSED) == (s.route != BRIDGE), s
+        # a device reaches the bridge only under its own kind and id
+        if s.route == BRIDGE:
+            assert s.topic == f"{ROOT}/{kinds[s.publisher]}/{s.publisher}", s
+        if s.route in (ACL, CLIENT):
+            assert s.publisher == pools.attacker, s
         if s.expect == READING:
             assert s.publisher in {d for ds in pools.honest.values() for d in ds} | set(pools.dup)
+    # a device publishing its own id under another kind is the broker's to refuse
+    mismatch = [s for s in sends if s.cls.startswith(("fault:topic_mismatch", "decode:kind-"))]
+    assert mismatch and all(s.route == ACL for s in mismatch)
     # the simulators' classes rotate over the kinds, one kind per round
     later = round_sends(3, 1.8e9, pools, ROOT, np.random.default_rng(1), SeqCounter())
     assert {f"fault:{c}:{KINDS[3]}" for c in MALFORMED_CLASSES} <= {s.cls for s in later}
