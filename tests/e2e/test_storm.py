@@ -1,7 +1,7 @@
 """The whole pipeline on the real stack: simulated scenarios end in the right tickets.
 
-MQTT → bridge → Tansu → Faust worker (water/rain jobs, hygiene, ticketing) → SQLite
-ticket store and InfluxDB, with the simulator's ground truth as the judge.
+MQTT → bridge → Tansu → Faust worker (water/rain jobs, hygiene, storm mode, ticketing) →
+SQLite ticket store and InfluxDB, with the simulator's ground truth as the judge.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from gridwatch.demo import DemoResult, run_demo
 from gridwatch.procs import settings_env
@@ -21,6 +22,10 @@ from gridwatch.settings import Settings
 from simulators.scenario import load_scenario
 from tests.e2e.conftest import blind_sites
 from tests.integration.pipeline import influx_rows
+from tickets import queries
+from tickets.db import make_engine, read_session_factory
+from tickets.models import SeenAlert, Ticket
+from tickets.rules import ACTIVE_STATES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,6 +38,7 @@ def _run(settings: Settings, name: str, duration: str, tmp_path: Path) -> DemoRe
 def test_storm_flood_incidents_are_ticketed_before_residents_call(
     e2e_settings: Settings, tmp_path: Path
 ) -> None:
+    window_start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=100)
     result = _run(e2e_settings, "rainstorm-50y", "100min", tmp_path)
     worthy = [
         i for i in result.incidents if i["category"] == "waterlogging" and i["complaint_worthy_at"]
@@ -92,12 +98,52 @@ def test_storm_flood_incidents_are_ticketed_before_residents_call(
         "SELECT LAST(assigned), LAST(rows_water_sites) FROM pipeline WHERE stage='streams'",
     )
     assert assigned and assigned[0]["last"] > 0 and assigned[0]["last_1"] > 0
+    check_storm_mode(e2e_settings, window_start)
+
+
+def check_storm_mode(settings: Settings, window_start: datetime) -> None:
+    """The rainstorm put the district in storm mode once: one storm period recorded from
+    the rain job's storm alerts (the storm starts 15 minutes into the scenario), and the
+    queue rolled up per grid has one row per grid with an active ticket."""
+    engine = make_engine(settings.tickets.db_url)
+    try:
+        with read_session_factory(engine)() as s:
+            storms = queries.storm_periods(s)
+            seen = {a.alert_id: a.action for a in s.scalars(select(SeenAlert))}
+            active = list(s.scalars(select(Ticket).where(Ticket.state.in_(ACTIVE_STATES))))
+            now = datetime.now(UTC)
+            by_grid = queries.queue_view(s, "grid", now, 500)
+            auto = queries.queue_view(s, "auto", now, 500)
+    finally:
+        engine.dispose()
+    assert [p["district_id"] for p in storms] == ["D01"], storms
+    [period] = storms
+    started = datetime.fromisoformat(period["started_at"])
+    assert window_start + timedelta(minutes=15) <= started <= now, period
+    assert period["peak_share"] >= 0.5
+    assert period["alert_ids"][0].startswith("storm:D01:on:")
+    assert all(seen[a].startswith("storm_") for a in period["alert_ids"])
+    assert not any(t.incident_key.startswith("storm:") for t in active)  # never a ticket
+    grids = [g["grid_id"] for g in by_grid["groups"]]
+    assert active and len(grids) == len(set(grids)) == len({t.grid_id for t in active})
+    assert sum(g["tickets"] for g in by_grid["groups"]) == len(active)
+    assert by_grid["items"] == []
+    if period["active"]:  # still raining hard at the end: the console's queue is grouped
+        assert [g["grid_id"] for g in auto["groups"]] == grids and auto["items"] == []
+    else:
+        assert auto["groups"] == [] and len(auto["items"]) == len(active)
 
 
 def test_dry_weekday_raises_no_flood_ticket(e2e_settings: Settings, tmp_path: Path) -> None:
     result = _run(e2e_settings, "dry-weekday", "60min", tmp_path)
     assert result.points["water"] > 0
     assert [t for t in result.tickets if t["category"] == "waterlogging"] == []
+    engine = make_engine(e2e_settings.tickets.db_url)
+    try:
+        with read_session_factory(engine)() as s:
+            assert queries.storm_periods(s) == []  # no storm mode in dry weather
+    finally:
+        engine.dispose()
 
 
 def test_metro_event_bike_overflow_is_ticketed(e2e_settings: Settings, tmp_path: Path) -> None:
