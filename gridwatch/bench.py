@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import psutil
@@ -31,13 +31,17 @@ from gridwatch.errors import ConfigError
 from gridwatch.settings import Settings, load_settings
 from gridwatch.stack import Stack, free_port
 
+if TYPE_CHECKING:
+    from simulators.city import City
+
 console = Console()
 TARGETS = ("ingest", "models", "tickets", "pipeline")
 
 
 @contextlib.contextmanager
-def private_stack(devices: list[str] | None = None) -> Iterator[Settings]:
-    """A throw-away Mosquitto + Tansu + InfluxDB on free ports."""
+def private_stack(city: City | None = None) -> Iterator[Settings]:
+    """A throw-away Mosquitto + Tansu + InfluxDB on free ports; with ``city``, its
+    registry is written first and its devices get their logins."""
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
         var = Path(tmp)
         ensure_credentials(var)
@@ -50,9 +54,11 @@ def private_stack(devices: list[str] | None = None) -> Iterator[Settings]:
             tickets={"db_url": f"sqlite:///{var}/tickets.db"},
             registry_dir=var / "city",
         )
+        if city is not None:
+            city.write(settings.registry_dir)
         stack = Stack(settings)
         try:
-            stack.up(device_ids=devices or [])
+            stack.up(device_ids=list(city.registry().devices) if city else [])
             yield settings
         finally:
             stack.down()
@@ -138,12 +144,21 @@ def bench(
         Path | None, typer.Option("--json", help="Write the figures here.")
     ] = None,
     seconds: Annotated[float, typer.Option(help="Load duration per ingest/pipeline case.")] = 15.0,
+    pack: Annotated[
+        int,
+        typer.Option(
+            help="Readings per MQTT message in the pipeline load: each device sends its "
+            "last N readings as one SenML pack (1: one JSON reading per message)."
+        ),
+    ] = 10,
 ) -> None:
     """Run the benchmarks and print their figures."""
     chosen = list(TARGETS) if target == "all" else [target]
     if any(t not in TARGETS for t in chosen):
         raise ConfigError(f"unknown benchmark {target!r}; choose {', '.join(TARGETS)} or all")
-    results: dict[str, Any] = environment({"seconds": seconds})
+    if not 1 <= pack <= 60:
+        raise ConfigError(f"--pack must be between 1 and 60 readings per message, got {pack}")
+    results: dict[str, Any] = environment({"seconds": seconds, "pack": pack})
     for name in chosen:
         console.rule(f"bench {name}")
         if name == "models":
@@ -161,7 +176,7 @@ def bench(
         else:
             from streams.bench import run_bench as pipeline_bench
 
-            results["pipeline"] = pipeline_bench(seconds=seconds, console=console)
+            results["pipeline"] = pipeline_bench(seconds=seconds, pack=pack, console=console)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")

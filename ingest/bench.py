@@ -53,6 +53,46 @@ def payload(kind: str, ts_ms: int, seq: int) -> dict[str, Any]:
     return {"ts": ts_ms, "battery_v": 3.9, "uptime_s": 86_400, "firmware": "2.4.1", "seq": seq}
 
 
+def senml_pack(
+    kind: str, ts_ms: int, seq: int, n: int, since_ms: int | None = None
+) -> list[dict[str, Any]]:
+    """A device's readings since its previous pack (``since_ms``, exclusive; without
+    it one second apart), ``n`` of them evenly spaced and ending at ``ts_ms``, as one
+    SenML pack (RFC 8428; names and units of ingest/PAYLOADS.md); seqs ``seq`` …
+    ``seq + n - 1``. The same values as ``payload``. Packs of one device never share a
+    time, so InfluxDB never overwrites one of its points with another."""
+    one = payload(kind, ts_ms, seq)
+    fields: list[tuple[str, str | None, Any]]
+    if kind == "water":
+        fields = [("level", "cm", one["level_cm"]), ("battery", "V", one["battery_v"])]
+        fields.append(("rssi", "dBm", one["rssi_dbm"]))
+    elif kind == "rain":
+        fields = [("rain", "mm", one["rain_mm"]), ("intensity", "mm/h", one["intensity_mm_h"])]
+    elif kind == "bike":
+        fields = [("bikes", None, one["bikes"]), ("capacity", None, one["capacity"])]
+        fields += [(f"bikes/{op}", None, v) for op, v in one["by_operator"].items()]
+    elif kind == "camera":
+        fields = [(f"count/{c}", None, v) for c, v in one["counts"].items()]
+        fields += [("water_cover", "/", one["water_cover"]), ("status", "vs", one["status"])]
+    else:
+        fields = [("battery", "V", one["battery_v"]), ("uptime", "s", one["uptime_s"])]
+        fields.append(("firmware", "vs", one["firmware"]))
+    step = 1000.0 if since_ms is None else max(ts_ms - since_ms, n) / n
+    records: list[dict[str, Any]] = []
+    for i in range(n):
+        t = round(ts_ms - (n - 1 - i) * step) / 1000.0
+        for name, unit, value in [*fields, ("seq", None, seq + i)]:
+            rec: dict[str, Any] = {"n": name, "t": t}
+            if unit == "vs":
+                rec["vs"] = value
+            else:
+                rec["v"] = value
+                if unit:
+                    rec["u"] = unit
+            records.append(rec)
+    return records
+
+
 def messages(registry: Registry) -> Iterator[tuple[str, str, str]]:
     """(kind, device, topic) round-robin over every registered device, forever."""
     devices = [(p.device.kind, p.device.device_id) for p in registry.devices.values()]
@@ -69,17 +109,22 @@ def publish_for(
     rate: float | None = None,
     limit: int | None = None,
     pub: Any = None,
+    pack: int = 1,
 ) -> list[tuple[str, int]]:
-    """Publish for ``seconds`` (or ``limit`` messages), as fast as PUBACKs allow or
-    paced at ``rate`` messages/s; returns (kind, publish ms) per message. ``pub``: an
-    open ``MqttPublisher`` to reuse (its devices already connected)."""
+    """Publish for ``seconds`` (or ``limit`` readings), as fast as PUBACKs allow or
+    paced at ``rate`` readings/s; returns (kind, publish ms) per reading. ``pub``: an
+    open ``MqttPublisher`` to reuse (its devices already connected). ``pack`` > 1: each
+    message is a SenML pack of a device's last ``pack`` readings (one per second)."""
     from simulators.mqtt_publisher import MqttPublisher
 
     if pub is None:
         with MqttPublisher(settings, max_inflight=200) as own:
-            return publish_for(settings, registry, seconds, rate=rate, limit=limit, pub=own)
+            return publish_for(
+                settings, registry, seconds, rate=rate, limit=limit, pub=own, pack=pack
+            )
     sent: list[tuple[str, int]] = []
     seqs: dict[str, int] = {}
+    last_ms: dict[str, int] = {}
     start = time.monotonic()
     deadline = start + seconds
     for kind, device, topic in messages(registry):
@@ -89,10 +134,17 @@ def publish_for(
         if rate is not None and len(sent) >= rate * (now - start):
             time.sleep(0.001)
             continue
-        seq = seqs[device] = seqs.get(device, -1) + 1
-        now_ms = int(time.time() * 1000)
-        pub.publish(topic, json.dumps(payload(kind, now_ms, seq), separators=(",", ":")).encode())
-        sent.append((kind, now_ms))
+        seq = seqs.get(device, -1) + 1
+        seqs[device] = seq + pack - 1
+        now_ms = max(int(time.time() * 1000), last_ms.get(device, 0) + pack)
+        doc: Any = (
+            payload(kind, now_ms, seq)
+            if pack == 1
+            else senml_pack(kind, now_ms, seq, pack, last_ms.get(device))
+        )
+        last_ms[device] = now_ms
+        pub.publish(topic, json.dumps(doc, separators=(",", ":")).encode())
+        sent += [(kind, now_ms)] * pack
     pub.flush(120)
     return sent
 
@@ -169,8 +221,7 @@ def run_bench(seconds: float = 15.0, console: Console | None = None) -> dict[str
     city = generate_city(42, "small")
     registry = city.registry()
     cases = []
-    with private_stack(list(registry.devices)) as settings:
-        city.write(settings.registry_dir)
+    with private_stack(city) as settings:
         for n in (1, 2):
             with console.status(f"ingest bench: {n} bridge(s), {seconds:.0f} s of load…"):
                 cases.append(run_case(settings, registry, n, seconds))

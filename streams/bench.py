@@ -1,8 +1,9 @@
 """``gridwatch bench pipeline``: MQTT → bridge → Kafka → Faust → InfluxDB, end to end.
 
-For 1 and 2 stream workers, a mixed load (every kind, every device of a small city)
-goes through one bridge at offered rates of 500, 1,000, 1,500, … 5,000 readings/s, ``seconds`` per
-rate, until the pipeline no longer keeps up (it needs more than ``KEEP_UP_S`` after the
+For 1 and 2 stream workers, a mixed load (every kind, every device of a small city;
+each MQTT message a SenML pack of a device's last ``pack`` readings, or one JSON reading
+with ``pack=1``) goes through one bridge at offered rates of 500, 1,000, 1,500, …
+5,000 readings/s, ``seconds`` per rate, until the pipeline no longer keeps up (it needs more than ``KEEP_UP_S`` after the
 load to store the step). Per step: readings/s published and stored, the consumer lag
 at the end of the load, publish → InfluxDB latency of the water readings (InfluxDB's
 count is polled every 100 ms and the i-th published reading counts as stored when the
@@ -53,6 +54,7 @@ def run_case(
     workers: int,
     seconds: float,
     rates: tuple[int, ...] = RATES,
+    pack: int = 1,
 ) -> dict[str, Any]:
     """One pool of ``workers``: a warm-up round (every device connects and publishes
     once), then ``seconds`` of load at each offered rate in turn, until the pipeline no
@@ -111,7 +113,7 @@ def run_case(
                 water_base = _count(settings)
                 with ProcessSampler(names) as sampler:
                     t0 = time.time()
-                    sent = publish_for(settings, registry, seconds, rate=rate, pub=pub)
+                    sent = publish_for(settings, registry, seconds, rate=rate, pub=pub, pack=pack)
                     publish_end = time.time()
                     total += len(sent)
                     k = settings.kafka
@@ -195,21 +197,26 @@ def _joined(settings: Settings) -> bool:
     return any(t.startswith(settings.kafka.streams_group) for t in asyncio.run(topics()))
 
 
-def run_bench(seconds: float = 15.0, console: Console | None = None) -> dict[str, Any]:
+def run_bench(
+    seconds: float = 15.0, pack: int = 10, console: Console | None = None
+) -> dict[str, Any]:
     from simulators.city import generate_city
 
     console = console or Console()
     city = generate_city(42, "small")
     registry = city.registry()
     cases = []
-    with private_stack(list(registry.devices)) as settings:
-        city.write(settings.registry_dir)
+    with private_stack(city) as settings:
         for n in (1, 2):
             with console.status(
-                f"pipeline bench: {n} worker(s), {seconds:.0f} s per offered rate…"
+                f"pipeline bench: {n} worker(s), {seconds:.0f} s per offered rate, "
+                f"{pack} reading(s) per message…"
             ):
-                cases.append(run_case(settings, registry, n, seconds))
-    table = Table(title="gridwatch bench pipeline (MQTT → bridge → Kafka → Faust → InfluxDB)")
+                cases.append(run_case(settings, registry, n, seconds, pack=pack))
+    table = Table(
+        title="gridwatch bench pipeline (MQTT → bridge → Kafka → Faust → InfluxDB), "
+        f"{pack} reading(s) per MQTT message"
+    )
     cols = ("workers", "offered/s", "published/s", "stored/s", "drain s", "lag", "p50 ms", "p99 ms")
     for col in (*cols, "kept up"):
         table.add_column(col, justify="right")
@@ -244,4 +251,4 @@ def run_bench(seconds: float = 15.0, console: Console | None = None) -> dict[str
                 str(c["workers"]), name, str(value), str(last["peak_rss_mb"].get(name, "-"))
             )
     console.print(cpu)
-    return {"seconds": seconds, "rates": list(RATES), "cases": cases}
+    return {"seconds": seconds, "pack": pack, "rates": list(RATES), "cases": cases}
