@@ -9,7 +9,9 @@ its own table entry instead of rewriting 2,016 numbers per reading (``step_slots
 Each reading is scored first:
 ``z = (smoothed − mean) / sqrt(var + mean + 0.25)`` (Poisson-like floor, never 0), and
 ``P(incident) = Φ(z − z0)`` once the hour-of-week bin has seen ``min_count`` readings
-(before that, a prior mean ``prior_mean`` per class is used), then the bin learns
+(before that, a prior mean ``prior_mean`` per class is used; a class without a prior —
+people: what is a crowd depends on the site and the hour — is not judged, P = 0, until
+the bin is ready), then the bin learns
 (slower while P > 0.5, so a lasting incident is not absorbed within the hour).
 Camera readings whose status is not ``ok`` should be sent as NaN (not learned, P = 0).
 """
@@ -43,7 +45,9 @@ class CameraParams:
     alpha_live: float = 0.4
     min_count: float = 3.0
     z0: float = 2.0
-    prior_mean: tuple[float, ...] = (0.1, 0.1, 0.1, 20.0)
+    # vendors, garbage, road occupation are rare anywhere; a crowd is relative to the
+    # site and hour, so people have no prior (NaN): judged once the bin has learned
+    prior_mean: tuple[float, ...] = (0.1, 0.1, 0.1, float("nan"))
 
 
 def hour_of_week(ts: np.ndarray) -> np.ndarray:
@@ -109,9 +113,10 @@ def _kernel(
     live = np.where(np.isfinite(live_prev), live_prev + p.alpha_live * (xv - live_prev), xv)
     prior = np.asarray(p.prior_mean, dtype=float)[None, :]
     ready = cnt >= p.min_count
-    mu = np.where(ready, mean, np.maximum(mean, prior))
+    judged = ok & (ready | np.isfinite(prior))
+    mu = np.where(ready, mean, np.maximum(mean, np.nan_to_num(prior)))
     sd = np.sqrt(np.where(ready, var, 0.0) + mu + 0.25)
-    prob = np.where(ok, ndtr((live - mu) / sd - p.z0), 0.0)
+    prob = np.where(judged, ndtr((live - mu) / sd - p.z0), 0.0)
     a = np.where(cnt < 1.0 / p.alpha, 1.0 / (cnt + 1.0), p.alpha)
     a = np.where(prob > 0.5, a * p.incident_damping, a)
     dev = xv - mean

@@ -116,3 +116,26 @@ def test_camera_constant_and_missing_input():
     )
     assert np.all(p2 == 0)
     np.testing.assert_array_equal(st2["mean"], st["mean"])
+
+
+def test_crowding_is_judged_only_against_a_learned_hour() -> None:
+    """A busy street seen for the first time at rush hour is not a crowd (no prior for
+    people); once its hour of week has learned ~40 people, 150 is."""
+    person = cb.CLASSES.index("person")
+    ts = MONDAY + 8 * 3600 + 300.0 * np.arange(12)  # Monday 08:00-09:00, every 5 min
+    counts = np.zeros((ts.size, len(cb.CLASSES)))
+    counts[:, person] = 60.0
+    _, probs = cb.step_batch(
+        cb.initial(1), np.zeros(ts.size, np.int64), ts, counts, cb.CameraParams()
+    )
+    assert probs[: int(cb.CameraParams().min_count), person].max() == 0.0
+    assert probs[:, person].max() < 0.5
+    week = 7 * 86400.0
+    later = np.concatenate([ts, ts + week])
+    counts = np.zeros((later.size, len(cb.CLASSES)))
+    counts[:, person] = 40.0
+    counts[-4:, person] = 150.0
+    _, probs = cb.step_batch(
+        cb.initial(1), np.zeros(later.size, np.int64), later, counts, cb.CameraParams()
+    )
+    assert probs[-1, person] > 0.8
