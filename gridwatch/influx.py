@@ -87,16 +87,16 @@ class RetryableWriteError(SinkError):
 
 
 class V1Transport:
-    """``POST /write?db=…&precision=ms`` of InfluxDB 1.x."""
+    """``POST /write?db=…&precision=ms`` (or ``ns``) of InfluxDB 1.x."""
 
-    def __init__(self, settings: InfluxSettings) -> None:
+    def __init__(self, settings: InfluxSettings, precision: str = "ms") -> None:
         auth = None
         if settings.username and settings.password is not None:
             auth = (settings.username, settings.password.get_secret_value())
         self._client = httpx.AsyncClient(
             base_url=settings.url, timeout=settings.timeout_s, auth=auth
         )
-        self._params = {"db": settings.database, "precision": "ms"}
+        self._params = {"db": settings.database, "precision": precision}
 
     async def write(self, body: str) -> None:
         try:
@@ -118,7 +118,7 @@ class V1Transport:
 class V2Transport:
     """influxdb-client's write API (InfluxDB 2.x, 3.x, or 1.8+ compatibility)."""
 
-    def __init__(self, settings: InfluxSettings) -> None:
+    def __init__(self, settings: InfluxSettings, precision: str = "ms") -> None:
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
@@ -132,18 +132,20 @@ class V2Transport:
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         self._bucket = settings.bucket
         self._org = settings.org
+        self._precision = precision
 
     async def write(self, body: str) -> None:
         from influxdb_client.client.write_api import WritePrecision
         from influxdb_client.rest import ApiException
 
+        precision = WritePrecision.NS if self._precision == "ns" else WritePrecision.MS
         try:
             await asyncio.to_thread(
                 self._write_api.write,
                 bucket=self._bucket,
                 org=self._org,
                 record=body,
-                write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # a str constant
+                write_precision=precision,  # type: ignore[arg-type]  # a str constant
             )
         except ApiException as exc:
             message = f"InfluxDB write answered {exc.status}: {str(exc.body)[:300]}"
@@ -157,8 +159,13 @@ class V2Transport:
         await asyncio.to_thread(self._client.close)
 
 
-def make_transport(settings: InfluxSettings) -> Transport:
-    return V2Transport(settings) if settings.api == "v2" else V1Transport(settings)
+def make_transport(settings: InfluxSettings, precision: str = "ms") -> Transport:
+    """The transport of ``settings.api``; line times in ``precision`` (ms or ns)."""
+    if precision not in ("ms", "ns"):
+        raise ValueError(f"precision must be ms or ns, got {precision!r}")
+    if settings.api == "v2":
+        return V2Transport(settings, precision)
+    return V1Transport(settings, precision)
 
 
 class InfluxWriter:
@@ -168,9 +175,11 @@ class InfluxWriter:
     ``max_retries`` (so callers can keep their Kafka offsets uncommitted, or spool).
     """
 
-    def __init__(self, settings: InfluxSettings, transport: Transport | None = None) -> None:
+    def __init__(
+        self, settings: InfluxSettings, transport: Transport | None = None, precision: str = "ms"
+    ) -> None:
         self.settings = settings
-        self.transport = transport or make_transport(settings)
+        self.transport = transport or make_transport(settings, precision)
         self.points_written = 0
         self.retries = 0
 
@@ -178,7 +187,7 @@ class InfluxWriter:
         return await self.write_lines([to_line(p) for p in points], retries=retries)
 
     async def write_lines(self, lines: list[str], *, retries: int | None = None) -> int:
-        """Write ready-made line-protocol lines (ms precision)."""
+        """Write ready-made line-protocol lines (in the writer's precision)."""
         if not lines:
             return 0
         batch = self.settings.batch_points

@@ -258,12 +258,15 @@ def _str_field(v: str) -> str:
 
 
 def influx_line(m: OutboxMessage) -> str:
-    """One InfluxDB line (measurement ``ticket``, ms precision) for an event.
+    """One InfluxDB line (measurement ``ticket``, ns precision) for an event.
 
     The schema of ``streams.influx_sink.ticket_point``: tags grid, category, severity,
     state, event (all bounded); fields ticket_id, incident, actor, reason, value=1, plus
     the outbox ``seq`` and, on ``complaint`` events, ``pre_empted`` (0/1) and
-    ``lead_min``. Writing the same event again overwrites the same point.
+    ``lead_min``. The time is the event's millisecond plus its outbox ``seq`` in
+    nanoseconds (mod 10⁶): two events with the same tags in the same millisecond (a
+    create and its pre-alert, a burst of complaints) stay two points, and writing the
+    same event again overwrites its own point.
     """
     e = m.event
     tags = ",".join(
@@ -290,4 +293,4 @@ def influx_line(m: OutboxMessage) -> str:
         if isinstance(lead, int | float):
             fields.append(f"lead_min={float(lead)}")
     ms = (e.ts - _EPOCH) // timedelta(milliseconds=1)
-    return f"{MEASUREMENT},{tags} {','.join(fields)} {ms}"
+    return f"{MEASUREMENT},{tags} {','.join(fields)} {ms * 1_000_000 + m.seq % 1_000_000}"

@@ -56,7 +56,7 @@ class KafkaPublisher:
 
 class InfluxPublisher:
     def __init__(self, settings: InfluxSettings) -> None:
-        self.writer = InfluxWriter(settings)
+        self.writer = InfluxWriter(settings, precision="ns")  # see outbox.influx_line
 
     async def publish(self, batch: Sequence[OutboxMessage]) -> None:
         try:

@@ -72,25 +72,25 @@ class Storm:
 
 def ticket_points(events: list[tuple[TicketEvent, dict[str, Any]]]) -> list[dict[str, Any]]:
     """InfluxDB's view of the relay's ``ticket`` writes (tickets/outbox.influx_line):
-    tags grid, category, severity, state, event; ms time; fields merged, last write
-    wins."""
-    points: dict[tuple[Any, ...], dict[str, Any]] = {}
+    one point per event (its time carries the outbox seq), tags grid, category,
+    severity, state, event."""
+    points = []
     for e, detail in events:
-        tags = {
+        point: dict[str, Any] = {
             "grid": e.grid_id,
             "category": e.category.value,
             "severity": e.severity.value,
             "state": e.state,
             "event": e.event,
+            "ticket_id": e.ticket_id,
+            "reason": e.reason,
         }
-        key = (*tags.values(), (e.ts - EPOCH) // timedelta(milliseconds=1))
-        fields: dict[str, Any] = {"ticket_id": e.ticket_id, "reason": e.reason}
         if e.event == "complaint" and "pre_empted" in detail:
-            fields["pre_empted"] = 1 if detail["pre_empted"] else 0
+            point["pre_empted"] = 1 if detail["pre_empted"] else 0
             if isinstance(detail.get("lead_min"), int | float):
-                fields["lead_min"] = float(detail["lead_min"])
-        points[key] = {**points.get(key, tags), **fields}
-    return list(points.values())
+                point["lead_min"] = float(detail["lead_min"])
+        points.append(point)
+    return points
 
 
 def run_storm(settings: Settings, out_dir: Path) -> Storm:

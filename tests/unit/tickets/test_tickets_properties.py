@@ -42,7 +42,8 @@ def test_influx_line_is_one_well_formed_line(ev: TicketEvent, detail: dict, seq:
     assert "\r" not in line
     assert line.startswith(f"ticket,grid={ev.grid_id},")
     epoch_ms = (ev.ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-    assert line.endswith(f" {epoch_ms}")
+    # ns time: the event's millisecond, plus its seq so events never share a point
+    assert line.endswith(f" {epoch_ms * 1_000_000 + seq % 1_000_000}")
     assert f"seq={seq}i" in line
 
 

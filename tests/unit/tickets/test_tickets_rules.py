@@ -288,7 +288,7 @@ def test_influx_line_protocol() -> None:
     assert line == (
         "ticket,grid=D01-S01-G01,category=waterlogging,severity=major,state=open,event=create "
         'ticket_id="TK-1",incident="D01-S01-G01:waterlogging:a b",actor="op \\"li\\"",'
-        'reason="",value=1i,seq=7i 1782892800123'
+        'reason="",value=1i,seq=7i 1782892800123000007'
     )
 
 
@@ -299,6 +299,6 @@ def test_influx_line_of_a_complaint_carries_pre_emption() -> None:
 
     m = _message(event="complaint")
     pre = replace(m, detail={"pre_empted": True, "lead_min": 42})  # type: ignore[type-var]
-    assert influx_line(pre).endswith(",seq=7i,pre_empted=1i,lead_min=42.0 1782892800123")
+    assert influx_line(pre).endswith(",seq=7i,pre_empted=1i,lead_min=42.0 1782892800123000007")
     late = replace(m, detail={"pre_empted": False, "lead_min": None})  # type: ignore[type-var]
-    assert influx_line(late).endswith(",seq=7i,pre_empted=0i 1782892800123")
+    assert influx_line(late).endswith(",seq=7i,pre_empted=0i 1782892800123000007")
