@@ -20,6 +20,7 @@ from rich.table import Table
 
 from gridwatch.bench import ProcessSampler, percentiles, private_stack
 from gridwatch.contracts import KINDS, ReadingBatch, parse_record
+from gridwatch.isolation import isolated
 from gridwatch.kafka import read_topic, readings_topic
 from gridwatch.procs import Child, wait_until
 from gridwatch.registry import Registry
@@ -180,12 +181,7 @@ def kafka_readings(settings: Settings) -> list[tuple[int, int]]:
 
 def run_case(base: Settings, registry: Registry, bridges: int, seconds: float) -> dict[str, Any]:
     tag = f"b{bridges}"
-    settings = base.model_copy(
-        update={
-            "kafka": base.kafka.model_copy(update={"topic_prefix": tag}),
-            "mqtt": base.mqtt.model_copy(update={"share_group": tag}),
-        }
-    )
+    settings = isolated(base, tag)
     procs = start_bridges(settings, bridges, tag)
     try:
         with ProcessSampler({p.name: p.pid for p in procs}) as sampler:

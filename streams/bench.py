@@ -3,12 +3,13 @@
 For 1 and 2 stream workers, a mixed load (every kind, every device of a small city;
 each MQTT message a SenML pack of a device's last ``pack`` readings, or one JSON reading
 with ``pack=1``) goes through one bridge at offered rates of 500, 1,000, 1,500, …
-5,000 readings/s, ``seconds`` per rate, until the pipeline no longer keeps up (it needs more than ``KEEP_UP_S`` after the
-load to store the step). Per step: readings/s published and stored, the consumer lag
-at the end of the load, publish → InfluxDB latency of the water readings (InfluxDB's
-count is polled every 100 ms and the i-th published reading counts as stored when the
-count first passes i), and each process's CPU and peak memory. The sustained rate is
-the highest step that kept up; start-up is worker launch → group joined.
+5,000 readings/s, ``seconds`` per rate, until the pipeline no longer keeps up (it needs
+more than ``KEEP_UP_S`` after the load to store the step). Per step: readings/s
+published and stored, the consumer lag at the end of the load, publish → InfluxDB
+latency of the water readings (InfluxDB's count is polled every 100 ms and the i-th
+published reading counts as stored when the count first passes i), and each process's
+CPU and peak memory. The sustained rate is the highest step that kept up; start-up is
+worker launch → group joined.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from gridwatch.bench import ProcessSampler, percentiles, private_stack
 from gridwatch.influx import query, rows
+from gridwatch.isolation import isolated
 from gridwatch.kafka import all_topics, consumer_lag
 from gridwatch.procs import Child, wait_until
 from gridwatch.registry import Registry
@@ -63,17 +64,7 @@ def run_case(
     from simulators.mqtt_publisher import MqttPublisher
 
     tag = f"w{workers}"
-    db = f"bench_{tag}"
-    httpx.post(f"{base.influx.url}/query", data={"q": f'CREATE DATABASE "{db}"'}, timeout=10)
-    settings = base.model_copy(
-        update={
-            "kafka": base.kafka.model_copy(
-                update={"topic_prefix": tag, "streams_group": f"{tag}-streams"}
-            ),
-            "mqtt": base.mqtt.model_copy(update={"share_group": tag}),
-            "influx": base.influx.model_copy(update={"database": db}),
-        }
-    )
+    settings = isolated(base, tag)
     logs = settings.stack.var_dir / "log"
     started = time.monotonic()
     pool = [

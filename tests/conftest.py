@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from gridwatch.credentials import ensure_credentials
+from gridwatch.isolation import isolated
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings, load_settings
 from gridwatch.stack import Stack, free_port
@@ -63,24 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, test_city: Path) -> Iterator
 def settings(stack: Stack) -> Settings:
     """Stack settings with a unique topic prefix, consumer group, MQTT share group and
     InfluxDB database, so tests never see each other's data."""
-    tag = uuid.uuid4().hex[:8]
-    base = stack.settings
-    db = f"gw_{tag}"
-    response = httpx.post(
-        f"{base.influx.url}/query", data={"q": f'CREATE DATABASE "{db}"'}, timeout=10
-    )
-    response.raise_for_status()
-    return base.model_copy(
-        update={
-            "kafka": base.kafka.model_copy(
-                update={"topic_prefix": f"t{tag}", "streams_group": f"streams-{tag}"}
-            ),
-            "mqtt": base.mqtt.model_copy(
-                update={"share_group": f"g{tag}", "client_id": f"bridge-{tag}"}
-            ),
-            "influx": base.influx.model_copy(update={"database": db}),
-        }
-    )
+    return isolated(stack.settings)
 
 
 @pytest.fixture(scope="session")

@@ -10,16 +10,15 @@ what must hold (``holds``), measures it (``figures``) and fails when a count is 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, Field
 
 from gridwatch.errors import GridWatchError
+from gridwatch.isolation import isolated
 from gridwatch.settings import Settings
 from gridwatch.stack import Stack
 
@@ -42,7 +41,7 @@ class DrillResult(BaseModel):
 @dataclass(frozen=True)
 class DrillContext:
     stack: Stack
-    settings: Settings  # isolated: see ``isolated``
+    settings: Settings  # isolated: see ``isolated_run``
     work_dir: Path
 
 
@@ -76,31 +75,14 @@ def registry() -> dict[str, Drill]:
     return REGISTRY
 
 
-def isolated(base: Settings, work_dir: Path, tag: str | None = None) -> Settings:
-    """``base`` with a unique topic prefix, consumer group, MQTT client/share group and
-    InfluxDB database (created here), a SQLite ticket store and a registry under
-    ``work_dir``: a drill never sees another run's data."""
-    tag = tag or uuid.uuid4().hex[:8]
-    db = f"gw_drill_{tag}"
-    response = httpx.post(
-        f"{base.influx.url}/query", data={"q": f'CREATE DATABASE "{db}"'}, timeout=10
-    )
-    response.raise_for_status()
+def isolated_run(base: Settings, work_dir: Path) -> Settings:
+    """``base`` isolated (``gridwatch.isolation``) with a SQLite ticket store and a
+    registry under ``work_dir``: a drill never sees another run's data."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    return base.model_copy(
-        update={
-            "kafka": base.kafka.model_copy(
-                update={"topic_prefix": f"d{tag}", "streams_group": f"drill-{tag}"}
-            ),
-            "mqtt": base.mqtt.model_copy(
-                update={"share_group": f"d{tag}", "client_id": f"drill-bridge-{tag}"}
-            ),
-            "influx": base.influx.model_copy(update={"database": db}),
-            "tickets": base.tickets.model_copy(
-                update={"db_url": f"sqlite:///{work_dir / 'tickets.db'}"}
-            ),
-            "registry_dir": work_dir / "city",
-        }
+    return isolated(
+        base,
+        tickets=base.tickets.model_copy(update={"db_url": f"sqlite:///{work_dir / 'tickets.db'}"}),
+        registry_dir=work_dir / "city",
     )
 
 
@@ -114,7 +96,7 @@ def run_one(name: str, stack: Stack, work_dir: Path) -> DrillResult:
     if name not in drills:
         raise DrillError(f"unknown drill {name!r}; choose one of: {', '.join(drills)}, all")
     started = time.monotonic()
-    ctx = DrillContext(stack, isolated(stack.settings, work_dir), work_dir)
+    ctx = DrillContext(stack, isolated_run(stack.settings, work_dir), work_dir)
     try:
         result = drills[name].fn(ctx)
     except Exception as exc:  # reported as a failed drill with its error

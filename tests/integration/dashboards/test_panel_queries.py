@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from dashboards.queries import (
     used_variables,
 )
 from gridwatch.influx import query, rows
+from gridwatch.isolation import isolated
 from gridwatch.registry import Registry
 from gridwatch.settings import InfluxSettings
 from gridwatch.stack import Stack
@@ -46,25 +46,14 @@ OPEN_STATES = {"open", "acknowledged", "dispatched"}
 def storm(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storm]:
     """The real storm in its own topics, consumer group, database and ticket store
     (isolated as the ``settings`` and ``e2e_settings`` fixtures isolate a test)."""
-    tag = uuid.uuid4().hex[:8]
     base = stack.settings
-    db = f"gw_dash_{tag}"
-    response = httpx.post(f"{base.influx.url}/query", data={"q": f'CREATE DATABASE "{db}"'})
-    response.raise_for_status()
     tmp = tmp_path_factory.mktemp("dashstorm")
-    settings = base.model_copy(
-        update={
-            "kafka": base.kafka.model_copy(
-                update={"topic_prefix": f"t{tag}", "streams_group": f"streams-{tag}"}
-            ),
-            "mqtt": base.mqtt.model_copy(
-                update={"share_group": f"g{tag}", "client_id": f"bridge-{tag}"}
-            ),
-            "influx": base.influx.model_copy(update={"database": db}),
-            "tickets": base.tickets.model_copy(update={"db_url": f"sqlite:///{tmp}/tickets.db"}),
-            "registry_dir": tmp / "city",
-        }
+    settings = isolated(
+        base,
+        tickets=base.tickets.model_copy(update={"db_url": f"sqlite:///{tmp}/tickets.db"}),
+        registry_dir=tmp / "city",
     )
+    db = settings.influx.database
     result = run_storm(settings, tmp / "run")
     asyncio.run(write_supplement(settings, Registry.from_dir(settings.registry_dir)))
     try:
