@@ -162,9 +162,14 @@ def bench(
     for name in chosen:
         console.rule(f"bench {name}")
         if name == "models":
+            from models import flood_forecast as ff
             from models.bench import run_bench as models_bench
 
-            results["models"] = models_bench(None, console=console)
+            # the forecaster the stream workers load: the trained one where it exists
+            model, note = ff.load_forecaster(load_settings().stack.var_dir / "models")
+            console.print(f"flood forecaster: {note}")
+            trained = None if isinstance(model, ff.ReservoirForecaster) else model
+            results["models"] = models_bench(None, flood_model=trained, console=console)
         elif name == "tickets":
             from tickets.bench import run_bench as tickets_bench
 

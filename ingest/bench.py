@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,6 +103,11 @@ def messages(registry: Registry) -> Iterator[tuple[str, str, str]]:
             yield kind, device, f"gw/v1/{kind}/{device}"
 
 
+_SENT: weakref.WeakKeyDictionary[Any, tuple[dict[str, int], dict[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def publish_for(
     settings: Settings,
     registry: Registry,
@@ -124,8 +130,8 @@ def publish_for(
                 settings, registry, seconds, rate=rate, limit=limit, pub=own, pack=pack
             )
     sent: list[tuple[str, int]] = []
-    seqs: dict[str, int] = {}
-    last_ms: dict[str, int] = {}
+    # per device, across calls on one publisher: the last seq and reading time sent
+    seqs, last_ms = _SENT.setdefault(pub, ({}, {}))
     start = time.monotonic()
     deadline = start + seconds
     for kind, device, topic in messages(registry):
