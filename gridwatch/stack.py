@@ -3,7 +3,9 @@
 Each runs as a plain process with a generated config, its log and data under
 ``<var_dir>``, on the ports from settings. ``up`` is idempotent (a healthy service is
 left alone), waits for health (MQTT CONNACK, Kafka metadata, InfluxDB ``/ping``) and
-creates the InfluxDB database; ``down`` stops by pid.
+creates the InfluxDB database; ``down`` stops by pid. With ``stack.kafka_storage = "s3"``
+Tansu keeps its log in a fourth process, ``kafka-store`` (``gridwatch.kafka_store``), so
+a broker restart loses nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from gridwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("mosquitto", "kafka", "influxdb")
+# kafka-store (Tansu's S3 server) runs only with stack.kafka_storage = "s3".
+SERVICES = ("mosquitto", "kafka-store", "kafka", "influxdb")
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Stack:
     def up(
         self, services: Iterable[str] = SERVICES, device_ids: Iterable[str] = ()
     ) -> list[ServiceStatus]:
-        wanted = list(services)
+        wanted = [name for name in services if self.uses(name)]
         if "mosquitto" in wanted:
             self.provision_devices(device_ids, reload=True)
         for name in wanted:
@@ -83,7 +86,17 @@ class Stack:
         for name in reversed(list(services)):
             self.stop(name)
 
+    def uses(self, name: str) -> bool:
+        """Whether this configuration runs service ``name``."""
+        return name != "kafka-store" or self.settings.stack.kafka_storage == "s3"
+
     def start(self, name: str) -> None:
+        if not self.uses(name):
+            raise StackError(
+                f"{name} runs only with stack.kafka_storage = 's3' (GW_STACK__KAFKA_STORAGE=s3)"
+            )
+        if name == "kafka" and self.uses("kafka-store"):
+            self.start("kafka-store")  # Tansu's log lives there
         status = self.service_status(name)
         if status.running and status.healthy:
             return
@@ -104,6 +117,7 @@ class Stack:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=self.var,
+            env=self._env(name),
         )
         log_fh.close()
         self.pid_file(name).write_text(str(proc.pid))
@@ -117,6 +131,10 @@ class Stack:
             if self._healthy(name) and proc.poll() is None:
                 if name == "influxdb":
                     self._create_database()
+                if name == "kafka-store":
+                    from gridwatch import kafka_store
+
+                    kafka_store.prepare(self._kafka_store_url(), *self._kafka_store_keys())
                 return
             time.sleep(0.1)
         raise StackError(
@@ -144,7 +162,7 @@ class Stack:
         self.stop(name, sig=signal.SIGKILL)
 
     def status(self) -> list[ServiceStatus]:
-        return [self.service_status(name) for name in SERVICES]
+        return [self.service_status(name) for name in SERVICES if self.uses(name)]
 
     def service_status(self, name: str) -> ServiceStatus:
         pid = self._pid(name)
@@ -285,8 +303,12 @@ class Stack:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                self._tansu_storage(),
             ]
+        if name == "kafka-store":
+            from gridwatch import kafka_store
+
+            return kafka_store.server_argv(st.kafka_store_port)
         if name == "influxdb":
             binary = _which(st.influxd_bin, "apt-get install -y influxdb")
             conf = self._dir("influxdb") / "influxdb.conf"
@@ -328,6 +350,8 @@ bind-address = "127.0.0.1:{self.settings.stack.influx_rpc_port}"
             return [self.settings.mqtt.port]
         if name == "kafka":
             return [_host_port(self.settings.kafka.bootstrap)[1]]
+        if name == "kafka-store":
+            return [self.settings.stack.kafka_store_port]
         influx_port = _host_port(urlsplit(self.settings.influx.url).netloc)[1]
         return [influx_port, self.settings.stack.influx_rpc_port]
 
@@ -336,12 +360,15 @@ bind-address = "127.0.0.1:{self.settings.stack.influx_rpc_port}"
             return f"mqtt://{self.settings.mqtt.host}:{self.settings.mqtt.port}"
         if name == "kafka":
             return f"kafka://{self.settings.kafka.bootstrap}"
+        if name == "kafka-store":
+            return self._kafka_store_url()
         return self.settings.influx.url
 
     def _healthy(self, name: str) -> bool:
         checks: dict[str, Callable[[], bool]] = {
             "mosquitto": self._mqtt_healthy,
             "kafka": self._kafka_healthy,
+            "kafka-store": self._kafka_store_healthy,
             "influxdb": self._influx_healthy,
         }
         try:
@@ -378,6 +405,36 @@ bind-address = "127.0.0.1:{self.settings.stack.influx_rpc_port}"
                 await client.close()
 
         return asyncio.run(asyncio.wait_for(probe(), timeout=3))
+
+    def _tansu_storage(self) -> str:
+        if self.settings.stack.kafka_storage == "s3":
+            from gridwatch import kafka_store
+
+            return kafka_store.storage_url()
+        return "memory://tansu/"
+
+    def _kafka_store_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.stack.kafka_store_port}"
+
+    def _kafka_store_keys(self) -> tuple[str, str]:
+        """Tansu's S3 login, generated under var/ (moto accepts any; Tansu needs one)."""
+        return "gridwatch-kafka", ensure_secret_file(self._dir("kafka-store") / "secret-key")
+
+    def _kafka_store_healthy(self) -> bool:
+        from gridwatch import kafka_store
+
+        return kafka_store.healthy(self._kafka_store_url())
+
+    def _env(self, name: str) -> dict[str, str] | None:
+        """The environment of service ``name``: ours, plus Tansu's S3 login on "s3"
+        (and none of the caller's AWS_* settings, which would point it elsewhere)."""
+        if name != "kafka" or self.settings.stack.kafka_storage != "s3":
+            return None
+        from gridwatch import kafka_store
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(kafka_store.tansu_env(self._kafka_store_url(), *self._kafka_store_keys()))
+        return env
 
     def _influx_healthy(self) -> bool:
         response = httpx.get(f"{self.settings.influx.url}/ping", timeout=1)
