@@ -4,6 +4,7 @@ judge it (published, in Kafka, in InfluxDB, dead-lettered, tickets)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from gridwatch.kafka import read_topic, readings_topic
 from gridwatch.procs import Child, wait_until
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings
-from gridwatch.stack import Stack
+from gridwatch.stack import Stack, free_port
 from ingest.cli import ready_file
 from ingest.timestamps import event_ms
 
@@ -311,3 +312,50 @@ def resume(child: Child) -> None:
 
 def log_dir(settings: Settings) -> Path:
     return settings.stack.var_dir / "log" / settings.kafka.topic_prefix
+
+
+# -- a broker of its own ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def durable_kafka(ctx: DrillContext) -> Iterator[tuple[Stack, Settings]]:
+    """A private Tansu on S3 storage (and its S3 server) on free ports under the drill's
+    directory; yields its stack and the drill's settings pointed at it (Mosquitto and
+    InfluxDB stay the shared stack's)."""
+    st = ctx.settings.stack.model_copy(
+        update={
+            "var_dir": ctx.work_dir / "kafka",
+            "kafka_storage": "s3",
+            "kafka_store_port": free_port(),
+        }
+    )
+    kafka_settings = ctx.settings.kafka.model_copy(update={"bootstrap": f"127.0.0.1:{free_port()}"})
+    stack = Stack(ctx.settings.model_copy(update={"stack": st, "kafka": kafka_settings}))
+    try:
+        stack.start("kafka")
+        yield stack, ctx.settings.model_copy(update={"kafka": kafka_settings})
+    finally:
+        stack.down(["kafka", "kafka-store"])
+
+
+async def committed_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The stream workers' committed offset per (topic, partition) that has one; read by
+    a consumer that never joins their group."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    k = settings.kafka
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=k.bootstrap, group_id=k.streams_group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        found: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            for p in sorted(consumer.partitions_for_topic(topic) or set()):
+                offset = await consumer.committed(TopicPartition(topic, p))
+                if offset is not None and offset >= 0:
+                    found[(topic, p)] = offset
+        return found
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer.stop()
