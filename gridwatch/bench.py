@@ -81,12 +81,12 @@ class ProcessSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _cpu(self, proc: psutil.Process) -> float:
-        total = 0.0
-        for p in [proc, *proc.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
+        """The process's own CPU seconds: not its children's (the benchmark process
+        starts the stack and the workers, which are sampled by their own names)."""
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            return float(t.user + t.system)
+        return 0.0
 
     def _run(self) -> None:
         while not self._stop.is_set():

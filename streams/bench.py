@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gridwatch.bench import ProcessSampler, percentiles, private_stack
-from gridwatch.influx import query, rows
+from gridwatch.influx import QueryClient, rows
 from gridwatch.isolation import isolated
 from gridwatch.kafka import all_topics, consumer_lag
 from gridwatch.procs import Child, wait_until
@@ -36,15 +36,16 @@ from gridwatch.stack import SERVICES, Stack
 from ingest.bench import publish_for, start_bridges
 
 
-def _count(settings: Settings, measurement: str = "water", field: str = "level_cm") -> int:
-    found = rows(
-        asyncio.run(query(settings.influx, f'SELECT COUNT("{field}") FROM "{measurement}"'))
-    )
+def _count(client: QueryClient) -> int:
+    """Water readings in InfluxDB."""
+    found = rows(client.query('SELECT COUNT("level_cm") FROM "water"'))
     return int(found[0]["count"]) if found else 0
 
 
-def _stored(settings: Settings) -> int:
-    return sum(_count(settings, m, "qc") for m in ("water", "rain", "bike", "camera", "status"))
+def _stored(client: QueryClient) -> int:
+    """Readings of every kind in InfluxDB (one query)."""
+    kinds = ",".join(f'"{k}"' for k in ("water", "rain", "bike", "camera", "status"))
+    return sum(int(r["count"]) for r in rows(client.query(f'SELECT COUNT("qc") FROM {kinds}')))
 
 
 RATES = (500, 1000, 1500, 2000, 3000, 4000, 5000)
@@ -77,10 +78,16 @@ def run_case(
     curve: list[tuple[float, int]] = []
     stop = threading.Event()
 
+    main = QueryClient(settings.influx)
+
     def poll() -> None:
-        while not stop.is_set():
-            curve.append((time.time() * 1000, _count(settings)))
-            time.sleep(0.1)
+        own = QueryClient(settings.influx)  # one per thread
+        try:
+            while not stop.is_set():
+                curve.append((time.time() * 1000, _count(own)))
+                time.sleep(0.1)
+        finally:
+            own.close()
 
     steps: list[dict[str, Any]] = []
     try:
@@ -100,10 +107,10 @@ def run_case(
         poller.start()
         with MqttPublisher(settings, max_inflight=200) as pub:
             warm = publish_for(settings, registry, 120, limit=len(registry.devices), pub=pub)
-            wait_until(lambda: _stored(settings) >= len(warm), 120, what="warm-up stored")
+            wait_until(lambda: _stored(main) >= len(warm), 120, what="warm-up stored")
             total = len(warm)
             for rate in rates:
-                water_base = _count(settings)
+                water_base = _count(main)
                 with ProcessSampler(names) as sampler:
                     t0 = time.time()
                     sent = publish_for(settings, registry, seconds, rate=rate, pub=pub, pack=pack)
@@ -117,13 +124,13 @@ def run_case(
                     )
                     with contextlib.suppress(TimeoutError):  # reported as readings missing
                         wait_until(
-                            lambda total=total: _stored(settings) >= total,
+                            lambda total=total: _stored(main) >= total,
                             STORE_TIMEOUT_S,
                             interval_s=0.2,
                             what="all readings stored",
                         )
                     done = time.time()
-                missing = max(total - _stored(settings), 0)
+                missing = max(total - _stored(main), 0)
                 drain_s = round(done - publish_end, 1)
                 step: dict[str, Any] = {
                     "offered_per_s": rate,
@@ -151,6 +158,7 @@ def run_case(
                     break
     finally:
         stop.set()
+        main.close()
         for child in [*bridges, *pool]:
             child.stop()
     kept = [s for s in steps if s["kept_up"]]
