@@ -73,11 +73,16 @@ class Stack:
     # -- public API ----------------------------------------------------------------
 
     def up(
-        self, services: Iterable[str] = SERVICES, device_ids: Iterable[str] = ()
+        self,
+        services: Iterable[str] = SERVICES,
+        device_ids: Iterable[str] = (),
+        kinds: Mapping[str, str] | None = None,
     ) -> list[ServiceStatus]:
+        """Start ``services``; ``device_ids`` get MQTT logins (their kinds from
+        ``kinds``, else the registry at ``settings.registry_dir``)."""
         wanted = [name for name in services if self.uses(name)]
         if "mosquitto" in wanted:
-            self.provision_devices(device_ids, reload=True)
+            self.provision_devices(device_ids, reload=True, kinds=kinds)
         for name in wanted:
             self.start(name)
         return self.status()

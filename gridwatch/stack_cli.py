@@ -63,13 +63,13 @@ def up(
 ) -> None:
     """Start the local services (idempotent) and wait until each is healthy."""
     stack = _stack()
-    device_ids: list[str] = []
+    kinds: dict[str, str] = {}
     if registry is not None:
         from gridwatch.registry import Registry
 
-        device_ids = list(Registry.from_dir(registry).devices)
+        kinds = {d: p.device.kind for d, p in Registry.from_dir(registry).devices.items()}
     with console.status("starting services…"):
-        rows = stack.up(_services(services), device_ids=device_ids)
+        rows = stack.up(_services(services), device_ids=list(kinds), kinds=kinds)
     console.print(_table(rows))
 
 
@@ -92,7 +92,7 @@ def status() -> None:
 
 @app.command()
 def restart(services: ServicesArg = None) -> None:
-    """Stop then start services (Tansu's memory storage starts empty)."""
+    """Stop then start services (with stack.kafka_storage = "memory" Tansu starts empty)."""
     stack = _stack()
     chosen = _services(services)
     stack.down(chosen)
@@ -116,10 +116,11 @@ def provision(
     from gridwatch.mosquitto_conf import write_password_file
     from gridwatch.registry import Registry
 
-    devices = list(Registry.from_dir(registry).devices)
+    kinds = {d: p.device.kind for d, p in Registry.from_dir(registry).devices.items()}
+    devices = list(kinds)
     stack = _stack()
     if out is None:
-        count = stack.provision_devices(devices)
+        count = stack.provision_devices(devices, kinds=kinds)
         console.print(f"{count} MQTT users written; the local broker reloaded them.")
         return
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,8 +45,13 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("healthy") == 3
         assert (tmp_path / "var" / "credentials.toml").stat().st_mode & 0o077 == 0
-        again = _cli(["stack", "up"], env, tmp_path)  # idempotent
-        assert again.returncode == 0
+        # idempotent, and a registry outside settings.registry_dir gives its devices
+        # logins (their kinds come from that registry)
+        from simulators.city import generate_city
+
+        generate_city(5, "small").write(tmp_path / "elsewhere")
+        again = _cli(["stack", "up", "--registry", str(tmp_path / "elsewhere")], env, tmp_path)
+        assert again.returncode == 0, again.stderr
         assert again.stdout.count("healthy") == 3
     finally:
         down = _cli(["stack", "down"], env, tmp_path)
