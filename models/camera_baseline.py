@@ -2,16 +2,18 @@
 probabilities for street vendors, exposed garbage, road occupation and crowding.
 
 Per camera and class the state holds, for each of the 168 hours of the week, an EW mean
-and EW variance of the counts and a reading count (a fixed 168 × 4 × 3 array), plus a
-short EW smoothing of the live count (so one frame does not make an incident). A reading
-touches one hour-of-week *slot* only, so a stream job may keep each slot (12 numbers) as
-its own table entry instead of rewriting 2,016 numbers per reading (``step_slots``).
+and EW variance of the counts, a reading count and when it first learned (a fixed
+168 × 4 × 4 array), plus a short EW smoothing of the live count (so one frame does not
+make an incident). A reading
+touches one hour-of-week *slot* only, so a stream job may keep each slot (16 numbers) as
+its own table entry instead of rewriting 2,688 numbers per reading (``step_slots``).
 Each reading is scored first:
 ``z = (smoothed − mean) / sqrt(var + mean + 0.25)`` (Poisson-like floor, never 0), and
 ``P(incident) = Φ(z − z0)`` once the hour-of-week bin has seen ``min_count`` readings
 (before that, a prior mean ``prior_mean`` per class is used; a class without a prior —
-people: what is a crowd depends on the site and the hour — is not judged, P = 0, until
-the bin is ready), then the bin learns
+people: what is a crowd depends on the site and the hour — is judged only once its bin
+is ready *and* first learned at least ``history_s`` earlier, i.e. in an earlier week: a
+bin learned minutes ago in a downpour is not the street's normal), then the bin learns
 (slower while P > 0.5, so a lasting incident is not absorbed within the hour).
 Camera readings whose status is not ``ok`` should be sent as NaN (not learned, P = 0).
 """
@@ -48,6 +50,7 @@ class CameraParams:
     # vendors, garbage, road occupation are rare anywhere; a crowd is relative to the
     # site and hour, so people have no prior (NaN): judged once the bin has learned
     prior_mean: tuple[float, ...] = (0.1, 0.1, 0.1, float("nan"))
+    history_s: float = 6 * 86400.0  # a class without a prior: bin first learned this long ago
 
 
 def hour_of_week(ts: np.ndarray) -> np.ndarray:
@@ -65,12 +68,22 @@ def initial(n: int) -> dict[str, np.ndarray]:
         "mean": np.zeros((n, HOURS, c)),
         "var": np.zeros((n, HOURS, c)),
         "count": np.zeros((n, HOURS, c)),
+        "first": np.full((n, HOURS, c), np.nan),  # when the bin first learned
         "live": np.full((n, c), np.nan),
         "t_last": np.full(n, np.nan),
     }
 
 
-SLOT_FIELDS = ("mean", "var", "count")
+SLOT_FIELDS = ("mean", "var", "count", "first")
+
+
+def empty_slots(s: int) -> dict[str, np.ndarray]:
+    """``s`` unlearned hour-of-week slots (each field (s, 4))."""
+    c = len(CLASSES)
+    one = initial(1)
+    return {k: np.broadcast_to(one[k][0, 0], (s, c)).copy() for k in SLOT_FIELDS}
+
+
 CAMERA_FIELDS = ("live", "t_last")
 
 
@@ -109,11 +122,13 @@ def _kernel(
     mean = slots["mean"][slot_rows]  # (m, C)
     var = slots["var"][slot_rows]
     cnt = slots["count"][slot_rows]
+    first = slots["first"][slot_rows]
     live_prev = cam["live"][rows]
     live = np.where(np.isfinite(live_prev), live_prev + p.alpha_live * (xv - live_prev), xv)
     prior = np.asarray(p.prior_mean, dtype=float)[None, :]
     ready = cnt >= p.min_count
-    judged = ok & (ready | np.isfinite(prior))
+    known = ready & (ts[:, None] - first >= p.history_s)
+    judged = ok & (ready | np.isfinite(prior)) & (np.isfinite(prior) | known)
     mu = np.where(ready, mean, np.maximum(mean, np.nan_to_num(prior)))
     sd = np.sqrt(np.where(ready, var, 0.0) + mu + 0.25)
     prob = np.where(judged, ndtr((live - mu) / sd - p.z0), 0.0)
@@ -125,6 +140,7 @@ def _kernel(
     slots["mean"][slot_rows] = np.where(ok, new_mean, mean)
     slots["var"][slot_rows] = np.where(ok, new_var, var)
     slots["count"][slot_rows] = np.where(ok, cnt + 1.0, cnt)
+    slots["first"][slot_rows] = np.where(ok & ~np.isfinite(first), ts[:, None], first)
     cam["live"][rows] = np.where(ok, live, live_prev)
     cam["t_last"][rows] = np.where(ok_t, ts, cam["t_last"][rows])
     return prob
@@ -140,7 +156,7 @@ def step_slots(
     params: CameraParams,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """Like ``step_batch`` on a compact state: ``cameras`` holds ``live`` (n, 4) and
-    ``t_last`` (n,), ``slots`` holds ``mean``/``var``/``count`` (s, 4) for the
+    ``t_last`` (n,), ``slots`` holds ``mean``/``var``/``count``/``first`` (s, 4) for the
     hour-of-week slots the readings fall in; ``slot_index`` gives each reading's slot
     row (the caller maps camera and ``hour_of_week(ts)`` to it). Returns new camera and
     slot states and P(incident) (m, 4)."""

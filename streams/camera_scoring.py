@@ -2,7 +2,7 @@
 
 Per camera the state holds the live counts and one incident record per class; the
 hour-of-week baseline (``models.camera_baseline``) is kept per slot (``{camera}@{hour of
-week}``, 12 numbers) in a table of its own, so a reading rewrites one slot, not 168.
+week}``, 16 numbers) in a table of its own, so a reading rewrites one slot, not 168.
 Street vendors, exposed garbage and road occupation are incidents by
 presence: the analytics' count ≥ 1 held for 10 minutes opens a ticket of that category
 keyed ``{grid}:{category}:{camera}`` (residents call after 30–60 minutes), none for 15
@@ -110,12 +110,13 @@ class CameraScorer:
             "t_last": cams["t_last"],
         }
         width = len(cb.CLASSES)
-        flat = np.zeros((len(slot_names), len(cb.SLOT_FIELDS) * width))
+        slots = cb.empty_slots(len(slot_names))
+        size = len(cb.SLOT_FIELDS) * width
         for i, name in enumerate(slot_names):
             doc = stored_slots.get(name)
-            if isinstance(doc, list) and len(doc) == flat.shape[1]:
-                flat[i] = doc
-        slots = {f: flat[:, j * width : (j + 1) * width] for j, f in enumerate(cb.SLOT_FIELDS)}
+            if isinstance(doc, list) and len(doc) == size:  # else: learned by an older schema
+                for j, f in enumerate(cb.SLOT_FIELDS):
+                    slots[f][i] = doc[j * width : (j + 1) * width]
         hyg = {
             c.value: stack(hygiene.HygieneState, f"hyg_{c.value}", devices, stored)
             for c in CATEGORIES

@@ -139,3 +139,16 @@ def test_crowding_is_judged_only_against_a_learned_hour() -> None:
         cb.initial(1), np.zeros(later.size, np.int64), later, counts, cb.CameraParams()
     )
     assert probs[-1, person] > 0.8
+
+
+def test_a_bin_learned_in_a_downpour_is_not_the_streets_normal() -> None:
+    """People counts damped by heavy rain for half an hour, then back to six times as
+    many: the bin learned minutes ago, so no crowding is judged (a week later it is)."""
+    person = cb.CLASSES.index("person")
+    ts = MONDAY + 13 * 3600 + 60.0 * np.arange(60)  # Monday 13:00-14:00, every minute
+    counts = np.zeros((ts.size, len(cb.CLASSES)))
+    counts[:, person] = np.where(np.arange(ts.size) < 30, 10.0, 60.0)
+    _, probs = cb.step_batch(
+        cb.initial(1), np.zeros(ts.size, np.int64), ts, counts, cb.CameraParams()
+    )
+    assert probs[:, person].max() == 0.0
