@@ -67,6 +67,8 @@ class DemoResult:
     # kind → {device: points in InfluxDB}, and kind → devices simulated
     per_device: dict[str, dict[str, int]] = field(default_factory=dict)
     simulated: dict[str, int] = field(default_factory=dict)
+    # messages the broker refused (PUBACK reason → count): a device outside its topics
+    refused: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -173,6 +175,7 @@ def run_demo(
 
             result = run_scenario(sc, out_dir, start=start, on_message=send, progress=advance)
             procs.publisher.flush(timeout_s=120)
+            refused = dict(procs.publisher.stats.refused_messages)
         with console.status("waiting for the stream worker to catch up…"):
             wait_until(
                 lambda: _caught_up(settings, procs.bridge, *procs.pool),
@@ -203,6 +206,7 @@ def run_demo(
             complaints=_complaints(settings),
             per_device=_per_device(settings),
             simulated=_simulated(city.devices),
+            refused=refused,
             seconds=time.monotonic() - started,
             out_dir=out_dir,
         )
@@ -410,6 +414,7 @@ def print_summary(result: DemoResult, settings: Settings) -> None:
     console.print(
         f"published {result.published:,} device messages of {result.scenario} "
         f"in {result.seconds:.0f} s; dead-lettered: {dead}"
+        + "".join(f"; refused by the broker ({k}): {v}" for k, v in sorted(result.refused.items()))
     )
     scores = score_run(result.tickets, result.incidents, result.complaints, grids=0, duration_s=0)
     board = Table(title="未诉先办: incidents residents called 12345 about")

@@ -5,14 +5,15 @@ segment (username = device id, password derived from the development device secr
 see ``gridwatch.credentials``). Connections are opened on first use and driven by one
 I/O thread with a selector (paho's external-loop API), so hundreds of devices do not
 cost hundreds of threads. ``flush()`` waits until the broker acknowledged every
-message (PUBACK).
+message (PUBACK); a PUBACK with a failure reason (0x87 not authorised: a device
+publishing outside its own topic) is counted in ``stats.refused_messages``.
 
 Interface::
 
     with MqttPublisher(settings) as pub:
         pub.publish("gw/v1/water/wl-00001", b'{"ts": ..., "level_cm": 3.1}')
         pub.flush(timeout_s=30)
-    pub.stats  # published, acked, refused devices
+    pub.stats  # published, refused devices, messages the broker refused (by reason)
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class PublishError(GridWatchError):
 @dataclass
 class PublisherStats:
     published: int = 0
-    refused: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # device → CONNACK reason
+    refused_messages: dict[str, int] = field(default_factory=dict)  # PUBACK reason → count
 
 
 class MqttPublisher:
@@ -114,6 +116,19 @@ class MqttPublisher:
 
     # -- internals -------------------------------------------------------------------
 
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason: mqtt.ReasonCode,
+        properties: object,
+    ) -> None:
+        """Runs in the I/O thread (under the lock): count what the broker refused."""
+        if reason.is_failure:
+            key = str(reason)
+            self.stats.refused_messages[key] = self.stats.refused_messages.get(key, 0) + 1
+
     def _reap(self) -> None:
         self._pending = [info for info in self._pending if not info.is_published()]
 
@@ -137,6 +152,7 @@ class MqttPublisher:
             client.username_pw_set(device, device_password(secret, device))
         client.max_inflight_messages_set(self.max_inflight)
         client.max_queued_messages_set(0)
+        client.on_publish = self._on_publish
         result: list[mqtt.ReasonCode] = []
         client.on_connect = lambda c, u, f, rc, p: result.append(rc)
         with self._lock:

@@ -22,3 +22,17 @@ def test_refused_device_does_not_break_later_connections(stack: Stack, registry:
         pub.flush(30)
         assert pub.stats.published == 3 * len(good)
         assert set(pub.stats.refused) == {"ghost-0", "ghost-1", "ghost-2"}
+        assert pub.stats.refused_messages == {}
+
+
+def test_messages_the_broker_refuses_are_counted(stack: Stack, registry: Registry) -> None:
+    """A device publishing its id under another kind gets PUBACK 0x87: counted, not
+    silently gone."""
+    device = registry.devices_of("water")[0].device.device_id
+    with MqttPublisher(stack.settings) as pub:
+        pub.publish(f"gw/v1/rain/{device}", b"{}")
+        pub.publish(f"gw/v1/camera/{device}", b"{}")
+        pub.publish(f"gw/v1/water/{device}", b"{}")
+        pub.flush(30)
+        assert pub.stats.published == 3
+        assert pub.stats.refused_messages == {"Not authorized": 2}
