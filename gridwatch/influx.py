@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import httpx
 
 from gridwatch.errors import SinkError
+from gridwatch.retry import Backoff
 from gridwatch.settings import InfluxSettings
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ class InfluxWriter:
 
     async def _write_body(self, body: str, retries: int | None) -> None:
         attempts = (self.settings.max_retries if retries is None else retries) + 1
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         for attempt in range(attempts):
             try:
                 await self.transport.write(body)
@@ -207,11 +208,11 @@ class InfluxWriter:
                 if attempt == attempts - 1:
                     raise
                 self.retries += 1
+                wait = backoff.next()
                 log.warning(
-                    "influx write failed; retrying attempt=%d delay_s=%.1f", attempt + 1, delay
+                    "influx write failed; retrying attempt=%d delay_s=%.1f", attempt + 1, wait
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(wait)
 
     async def close(self) -> None:
         await self.transport.close()

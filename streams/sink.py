@@ -32,6 +32,7 @@ from typing import Any
 from gridwatch.contracts import DeadLetter, DeadLetterReason
 from gridwatch.errors import SinkError
 from gridwatch.influx import InfluxWriter, Point, RetryableWriteError, to_line
+from gridwatch.retry import Backoff
 from streams.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class Sink:
 
     async def run_drain(self) -> None:
         """Write spooled batches back, oldest first, once InfluxDB answers again."""
-        delay = 0.5
+        backoff = Backoff(0.5, 10.0)
         while True:
             files = self.spool.files()
             if not files:
@@ -149,17 +150,17 @@ class Sink:
                         if lines:
                             await self._write_checked(lines)
                             self.stats.spool_drained += len(lines)
-                delay = 0.5
+                backoff.reset()
             except RetryableWriteError as exc:
-                log.warning("spool drain waiting for InfluxDB error=%s delay_s=%.1f", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                wait = backoff.next()
+                log.warning("spool drain waiting for InfluxDB error=%s delay_s=%.1f", exc, wait)
+                await asyncio.sleep(wait)
 
     # -- storing -------------------------------------------------------------------------
 
     async def _store(self, lines: list[str]) -> None:
         """Return once ``lines`` are in InfluxDB or in the spool."""
-        delay = 0.5
+        backoff = Backoff(0.5, 10.0)
         while True:
             if self.spool and self.spool.has_room(lines):
                 self._spool(lines)  # behind what is already spooled: order is kept
@@ -174,8 +175,7 @@ class Sink:
                     return
                 self.stats.sink_retries += 1
                 log.warning("influx unavailable and spool full, holding error=%s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await asyncio.sleep(backoff.next())
 
     def _spool(self, lines: list[str]) -> None:
         if lines:

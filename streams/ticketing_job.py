@@ -20,6 +20,7 @@ import faust
 
 from gridwatch.contracts import Alert, Complaint, DeadLetterReason, parse_record
 from gridwatch.errors import ContractError, GridWatchError
+from gridwatch.retry import Backoff
 from streams.sink import dead_letter
 from tickets.errors import StoreUnavailable
 
@@ -31,14 +32,14 @@ log = logging.getLogger(__name__)
 async def until_stored(call: Callable[[], Awaitable[T]], max_delay_s: float = 10.0) -> T:
     """Run ``call`` until the ticket store takes it: while the database is down the
     partition waits (Kafka keeps what follows) instead of dead-lettering the alert."""
-    delay = min(0.5, max_delay_s)
+    backoff = Backoff(min(0.5, max_delay_s), max_delay_s)
     while True:
         try:
             return await call()
         except StoreUnavailable as exc:
-            log.warning("ticket store unavailable, holding error=%s delay_s=%.1f", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
+            wait = backoff.next()
+            log.warning("ticket store unavailable, holding error=%s delay_s=%.1f", exc, wait)
+            await asyncio.sleep(wait)
 
 
 def register(app: faust.App, ctx: Any) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from gridwatch.contracts import TicketEvent
+from gridwatch.retry import Backoff
 from tickets.db import session_factory
 from tickets.errors import OutboxError
 from tickets.models import OutboxRow
@@ -154,26 +155,25 @@ class OutboxRelay:
         """Relay until ``stop`` is set; publisher failures and a store that went away (a
         database restart) back off and retry: a claimed batch not marked published is
         claimed again, and consumers drop repeats by event id."""
-        backoff = self.poll_s
+        backoff = Backoff(self.poll_s, max(self.poll_s, self.max_backoff_s))
         while not stop.is_set():
+            wait = self.poll_s
             try:
                 n = await self.run_once()
-                backoff = self.poll_s
+                backoff.reset()
             except OutboxError as exc:
-                log.warning("outbox relay publish failed error=%s retry_s=%.1f", exc, backoff)
+                wait = backoff.next()
+                log.warning("outbox relay publish failed error=%s retry_s=%.1f", exc, wait)
                 n = 0
-                backoff = min(self.max_backoff_s, backoff * 2)
             except DBAPIError as exc:  # the store restarting: claim again once it is back
                 self.stats.failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                log.warning(
-                    "outbox relay cannot reach the store error=%s retry_s=%.1f", exc, backoff
-                )
+                wait = backoff.next()
+                log.warning("outbox relay cannot reach the store error=%s retry_s=%.1f", exc, wait)
                 n = 0
-                backoff = min(self.max_backoff_s, backoff * 2)
             if n == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
 
 
 @dataclass
