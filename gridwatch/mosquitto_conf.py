@@ -36,7 +36,8 @@ import hmac
 import json
 import os
 import pwd
-from collections.abc import Collection, Iterable, Mapping
+import secrets
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,31 +62,6 @@ DEFAULT_ACCESS: dict[str, bool] = {
 }
 
 Acl = tuple[str, str, bool]  # (acltype, topic, allow)
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """A Mosquitto 2.0 ``$7$`` (PBKDF2-SHA512) password-file hash."""
-    salt = salt if salt is not None else os.urandom(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS, 64)
-    salt_b64 = base64.b64encode(salt).decode()
-    return f"$7${PBKDF2_ITERATIONS}${salt_b64}${base64.b64encode(digest).decode()}"
-
-
-def write_password_file(settings: Settings, device_ids: Iterable[str], path: Path) -> int:
-    """A password file for production (``deploy/mosquitto``); returns the users written."""
-    users: dict[str, str] = {}
-    if settings.mqtt.password is not None:
-        users[settings.mqtt.username] = settings.mqtt.password.get_secret_value()
-    if settings.sim.device_secret is not None:
-        secret = settings.sim.device_secret.get_secret_value()
-        for device_id in device_ids:
-            users[device_id] = device_password(secret, device_id)
-    lines = [f"{user}:{hash_password(pw)}" for user, pw in sorted(users.items())]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return len(users)
 
 
 # -- the dynamic-security state ----------------------------------------------------------
@@ -208,6 +184,25 @@ def config_doc(
         "roles": roles_doc,
         "groups": [],
     }
+
+
+def write_production_config(settings: Settings, devices: Mapping[str, str], path: Path) -> int:
+    """The plugin's file for production (``deploy/mosquitto``): the service user with
+    ``settings.mqtt.password`` (the deployment's ``GW_MQTT__PASSWORD``), ``devices``
+    (id → kind) each on its own topic, and an admin login for ``$CONTROL`` whose random
+    password goes to ``<path>.admin``; both files mode 0600. Returns the logins written."""
+    if settings.mqtt.password is None:
+        raise StackError(
+            "mqtt.password is not set: export the deployment's GW_MQTT__PASSWORD first"
+        )
+    admin = path.with_name(path.name + ".admin")
+    fd = os.open(admin, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    password = secrets.token_urlsafe(24)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(password + "\n")
+    state = wanted_state(settings, devices, password)
+    write_config(path, config_doc(state))
+    return len(state.clients)
 
 
 def read_config(path: Path) -> dict[str, Any] | None:

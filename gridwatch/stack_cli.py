@@ -107,13 +107,14 @@ def provision(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Write a Mosquitto password file here (production) "
-            "instead of reloading the local broker."
+            help="Write Mosquitto's dynamic-security file here (production: "
+            "deploy/secrets/dynsec.json) instead of provisioning the local broker."
         ),
     ] = None,
 ) -> None:
-    """Give every registered device an MQTT login (password derived from the device secret)."""
-    from gridwatch.mosquitto_conf import write_password_file
+    """Give every registered device an MQTT login (password derived from the device secret)
+    allowed to publish on its own topic only."""
+    from gridwatch.mosquitto_conf import write_production_config
     from gridwatch.registry import Registry
 
     kinds = {d: p.device.kind for d, p in Registry.from_dir(registry).devices.items()}
@@ -124,5 +125,8 @@ def provision(
         console.print(f"{count} MQTT users written; the local broker reloaded them.")
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    count = write_password_file(stack.settings, devices, out)
-    console.print(f"{count} MQTT users written to {out}")
+    count = write_production_config(stack.settings, kinds, out)
+    console.print(
+        f"{count} MQTT users written to {out}; the admin login's password is in "
+        f"{out.with_name(out.name + '.admin')}"
+    )

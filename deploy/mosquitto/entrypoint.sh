@@ -1,12 +1,13 @@
 #!/bin/sh
-# Build the password file from the service password and the provisioned devices file
-# (deploy/secrets/devices.passwd, made by `gridwatch stack provision`), then start.
+# Install the dynamic-security file made by `gridwatch stack provision --out
+# deploy/secrets/dynsec.json` (logins, per-device ACLs; the plugin rewrites its copy
+# when administered over $CONTROL), then start.
 set -eu
 : "${GW_MQTT__PASSWORD:?GW_MQTT__PASSWORD must be set (see .env.example)}"
-touch /mosquitto/data/passwd
-if [ -f /run/secrets-gw/devices.passwd ]; then
-  cp /run/secrets-gw/devices.passwd /mosquitto/data/passwd
+if [ ! -f /run/secrets-gw/dynsec.json ]; then
+  echo "deploy/secrets/dynsec.json is missing: run gridwatch stack provision --registry deploy/city --out deploy/secrets/dynsec.json" >&2
+  exit 1
 fi
-mosquitto_passwd -b /mosquitto/data/passwd gw-ingest "$GW_MQTT__PASSWORD"
-chmod 0700 /mosquitto/data/passwd
+cp /run/secrets-gw/dynsec.json /mosquitto/data/dynsec.json
+chmod 0600 /mosquitto/data/dynsec.json
 exec mosquitto -c /mosquitto/config/mosquitto.conf

@@ -6,7 +6,6 @@ import pytest
 
 from gridwatch.errors import SinkError
 from gridwatch.influx import Point, to_line
-from gridwatch.mosquitto_conf import hash_password
 
 
 def test_line_protocol_types_and_escaping() -> None:
@@ -33,17 +32,6 @@ def test_non_finite_fields_are_flagged_not_dropped() -> None:
 def test_point_without_fields_is_an_error() -> None:
     with pytest.raises(SinkError):
         to_line(Point("m", {}, {}, 1))
-
-
-def test_mosquitto_password_hash_format() -> None:
-    import base64
-    import hashlib
-
-    h = hash_password("secret", salt=b"0123456789ab")
-    _, kind, iterations, salt, digest = h.split("$")
-    assert (kind, iterations) == ("7", "101")
-    expected = hashlib.pbkdf2_hmac("sha512", b"secret", base64.b64decode(salt), 101, 64)
-    assert base64.b64decode(digest) == expected
 
 
 def test_bike_points_carry_one_field_per_operator() -> None:
