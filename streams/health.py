@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
+import numpy as np
+
 from gridwatch.contracts import Alert, Severity
 from gridwatch.registry import Placement
 from streams.alerts import device_fault_alert
@@ -43,6 +45,15 @@ def classify(silent_for_s: float, battery: Mapping[str, float] | None) -> tuple[
         if volts <= LOW_V or projected <= EMPTY_V:
             return "dead", f"battery ran down (last {volts:.2f} V, {slope:+.2f} V/h)"
     return "silent", "battery fine" if math.isfinite(volts) else "no battery reading"
+
+
+def partition_time(last_seen: Iterable[tuple[str, float]], newest: float) -> float:
+    """The event time a partition's devices are judged against: the median of their
+    newest readings (never past ``newest``), not the newest reading itself — a device
+    whose clock runs minutes ahead, or one device's burst, must not make the rest of the
+    partition look silent."""
+    times = [t for _, t in last_seen if t == t]
+    return min(newest, float(np.median(times))) if times else newest
 
 
 def silent_devices(

@@ -27,7 +27,13 @@ from gridwatch.kafka import partition_for
 from models.flood_forecast import load_forecaster
 from streams.agent import device_table, reading_agent
 from streams.batch_state import field_of, fresh
-from streams.health import SILENT_FACTOR, back_alert, silence_alert, silent_devices
+from streams.health import (
+    SILENT_FACTOR,
+    back_alert,
+    partition_time,
+    silence_alert,
+    silent_devices,
+)
 from streams.hygiene import HygieneState
 from streams.influx_sink import alert_point, reading_points
 from streams.scored_job import apply_result
@@ -115,9 +121,11 @@ def register(app: faust.App, ctx: Any, rain_view: RainView, evidence: EvidenceVi
             by_part.setdefault(partition_for(device, partitions), []).append((device, last))
             battery[device] = batt
         for part, last_seen in by_part.items():
-            if part in watermark:
-                for device, quiet in silent_devices(last_seen, intervals, watermark[part]):
-                    await report_silence(device, watermark[part], quiet, battery[device])
+            if part not in watermark:
+                continue
+            mark = partition_time(last_seen, watermark[part])
+            for device, quiet in silent_devices(last_seen, intervals, mark):
+                await report_silence(device, mark, quiet, battery[device])
 
     async def report_silence(device: str, now: float, quiet: float, battery: Any) -> None:
         placement = ctx.registry.get(device)

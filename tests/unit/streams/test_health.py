@@ -7,7 +7,7 @@ import pytest
 
 from gridwatch.contracts import Severity, StatusReading
 from simulators.city import generate_city
-from streams.health import back_alert, classify, silence_alert, silent_devices
+from streams.health import back_alert, classify, partition_time, silence_alert, silent_devices
 from streams.status_scoring import StatusScorer, battery_trend, battery_update, hours_left
 
 
@@ -111,3 +111,21 @@ def test_status_scorer_warns_before_the_battery_dies_and_clears() -> None:
     assert a.detail["hours_left"] < 24
     swapped = scorer.score([status(48, 4.1, 20, "1.1")], result.states)
     assert [x.kind for x in swapped.alerts] == ["clear"]
+
+
+def test_a_device_whose_clock_runs_ahead_does_not_silence_its_partition() -> None:
+    """Ten sensors reporting every minute up to t=1,000 s and one whose clock runs four
+    minutes ahead: judged against the newest reading (1,240 s) the ten would be four
+    intervals quiet — close to silent; against the partition's median they are not."""
+    last_seen = [(f"wl-{i}", 1000.0 - i) for i in range(10)] + [("wl-skewed", 1240.0)]
+    intervals = {d: 60.0 for d, _ in last_seen}
+    mark = partition_time(last_seen, newest=1240.0)
+    assert mark == pytest.approx(996.0)  # the median of 991…1,000 and 1,240
+    assert silent_devices(last_seen, intervals, mark, factor=2.0) == []
+    assert len(silent_devices(last_seen, intervals, 1240.0, factor=2.0)) == 10
+    # a device gone for good still stands out against the median
+    gone = [*last_seen, ("wl-dead", 500.0)]
+    assert [d for d, _ in silent_devices(gone, intervals, partition_time(gone, 1240.0))] == [
+        "wl-dead"
+    ]
+    assert partition_time([], newest=7.0) == 7.0
