@@ -31,7 +31,7 @@ from ingest.quality import qc_flag
 from simulators.scenario import load_scenario
 from streams.influx_sink import reading_point
 from tickets.db import make_engine, migrate, session_factory
-from tickets.models import AuditRow, OutboxRow
+from tickets.models import AuditRow, OutboxRow, Ticket
 from tickets.outbox import OutboxRelay
 from tickets.publishers import InfluxPublisher
 from tickets.service import TicketService
@@ -63,11 +63,13 @@ class Storm:
     result: DemoResult
     audit: list[dict[str, Any]]  # the store's audit rows: ticket_id, action, to_state, reason
     sweep: dict[str, int]
-    # The ticket points InfluxDB holds after the relay wrote every outbox event in order:
-    # one per (grid, category, severity, state, event, ms), later writes overwriting
-    # earlier ones' fields — what the ticket panels can read.
+    # The ticket points InfluxDB holds after the relay wrote every outbox event: one per
+    # event — what the ticket panels can read.
     ticket_points: list[dict[str, Any]]
     ticket_events: int  # outbox events written
+    # every ticket in the store once the workers stopped (the demo's summary reads the
+    # store before it stops them, so a late alert's ticket is only here)
+    ticket_ids: frozenset[str]
 
 
 def ticket_points(events: list[tuple[TicketEvent, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -110,6 +112,7 @@ def run_storm(settings: Settings, out_dir: Path) -> Storm:
                 payload = dict(row.payload)
                 detail = payload.pop("detail", None) or {}
                 events.append((TicketEvent.model_validate_json(json.dumps(payload)), detail))
+            ticket_ids = frozenset(s.scalars(select(Ticket.id)))
             audit = [
                 {
                     "ticket_id": a.ticket_id,
@@ -121,7 +124,7 @@ def run_storm(settings: Settings, out_dir: Path) -> Storm:
             ]
     finally:
         engine.dispose()
-    return Storm(settings, result, audit, sweep, ticket_points(events), len(events))
+    return Storm(settings, result, audit, sweep, ticket_points(events), len(events), ticket_ids)
 
 
 def supplement_points(registry: Registry, end: datetime) -> list[Point]:

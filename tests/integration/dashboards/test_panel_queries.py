@@ -288,7 +288,7 @@ def test_ticket_annotation_carries_text_and_tags(
 ) -> None:
     anno = next(q for q in QUERIES if q.dashboard == "wall" and q.source == "annotation")
     data = rows(run_query(storm_influx, anno))
-    assert {r["ticket_id"] for r in data} <= {t["id"] for t in storm.result.tickets}
+    assert {r["ticket_id"] for r in data} <= storm.ticket_ids
     assert len(data) == len(_points(storm, event="create"))
     assert all(r["reason"] and r["category"] and r["severity"] for r in data)
 
