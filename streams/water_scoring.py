@@ -344,17 +344,18 @@ def fuse(
     modalities that agree with it: its rain gauge (heavy rain in the last hour),
     neighbouring sites' observed depth and the cameras watching its road (0..1 each).
 
-    Agreement lifts a forecast towards certainty, none damps it (× 0.6). The site's QC
-    flag weighs the whole: a questionable reading counts half unless a neighbour or a
-    camera confirms standing water; a failed one counts nothing. A lone questionable
-    sensor in dry weather therefore never opens an incident.
+    Agreement lifts a forecast towards certainty, none halves it: a forecast alone, in
+    dry weather with no neighbour or camera seeing water, stays below hygiene's
+    ``p_on`` and never pre-alerts (the water seen crossing still opens an incident).
+    The site's QC flag weighs the whole: a questionable reading counts half unless a
+    neighbour or a camera confirms standing water; a failed one counts nothing.
     """
     zeros = np.zeros_like(p)
     nb = zeros if neighbour is None else neighbour
     cam = zeros if camera is None else camera
     rain = np.clip(np.nan_to_num(rain_60_mm) / params.heavy_rain_mm_h, 0.0, 1.0)  # mm ≈ mm/h
     agree = 1.0 - (1.0 - rain) * (1.0 - nb) * (1.0 - cam)
-    fused = p * (0.6 + 0.4 * agree) + (1.0 - p) * p * agree * 0.5
+    fused = p * (0.5 + 0.5 * agree) + (1.0 - p) * p * agree * 0.5
     confirmed = np.maximum(nb, cam)
     weight = np.select(
         [flag == QcFlag.SUSPECT, (flag == QcFlag.FAIL) | (flag == QcFlag.MISSING)],
