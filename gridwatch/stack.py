@@ -221,7 +221,7 @@ class Stack:
                     log.warning("dynsec admin refused, restarting Mosquitto: %s", exc)
         self.stop("mosquitto")
         mosquitto_conf.write_config(path, mosquitto_conf.config_doc(wanted))
-        self._start_when_port_free("mosquitto")
+        self.start_when_port_free("mosquitto")
         return len(wanted.clients)
 
     def provisioned_devices(self) -> dict[str, str]:
@@ -267,9 +267,10 @@ class Stack:
         for stale in ("passwd", "acl"):
             (path.parent / stale).unlink(missing_ok=True)
 
-    def _start_when_port_free(self, name: str, timeout_s: float = 60) -> None:
+    def start_when_port_free(self, name: str, timeout_s: float = 60) -> None:
         """``start``, retried while its port is taken: clients reconnecting to a dead
-        local port can connect to themselves and hold it for a few seconds."""
+        local port can be handed that very port as their ephemeral source port and
+        connect to themselves (TCP simultaneous open), holding it for a few seconds."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:

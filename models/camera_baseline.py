@@ -127,8 +127,9 @@ def _kernel(
     live = np.where(np.isfinite(live_prev), live_prev + p.alpha_live * (xv - live_prev), xv)
     prior = np.asarray(p.prior_mean, dtype=float)[None, :]
     ready = cnt >= p.min_count
+    # a class with a prior is judged at once; one without, once its bin learned long ago
     known = ready & (ts[:, None] - first >= p.history_s)
-    judged = ok & (ready | np.isfinite(prior)) & (np.isfinite(prior) | known)
+    judged = ok & (np.isfinite(prior) | known)
     mu = np.where(ready, mean, np.maximum(mean, np.nan_to_num(prior)))
     sd = np.sqrt(np.where(ready, var, 0.0) + mu + 0.25)
     prob = np.where(judged, ndtr((live - mu) / sd - p.z0), 0.0)

@@ -16,7 +16,6 @@ from typing import Any
 from gridwatch.contracts import DeadLetter, ReadingBatch, parse_record
 from gridwatch.demo import DemoProcs, DemoResult, run_demo
 from gridwatch.drills import Checks, DrillContext
-from gridwatch.errors import StackError
 from gridwatch.influx import query, rows
 from gridwatch.kafka import read_topic, readings_topic
 from gridwatch.procs import Child, wait_until
@@ -280,25 +279,6 @@ class Supervisor:
                 procs.relay = Child(
                     f"tickets-relay-restart-{n}", ["tickets", "relay"], procs.settings, procs.logs
                 ).start()
-
-
-def start_service(stack: Stack, name: str, timeout_s: float = 60) -> None:
-    """``stack.start(name)``, retried while its port is taken.
-
-    Clients reconnecting to a dead local port can be handed that very port as their
-    ephemeral source port and connect to themselves (TCP simultaneous open), holding it
-    until they notice; the port frees again within seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            stack.start(name)
-            return
-        except StackError as exc:
-            if "in use" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def pause(child: Child) -> None:

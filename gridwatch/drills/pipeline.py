@@ -27,7 +27,6 @@ from gridwatch.drills.harness import (
     restart_worker,
     resume,
     run_storm,
-    start_service,
     wait_forwarded,
 )
 from gridwatch.drills.proxy import DelayProxy
@@ -121,7 +120,7 @@ def influx_outage(ctx: DrillContext) -> DrillResult:
         ctx.stack.stop("influxdb")
         state["stopped"] = time.monotonic()
         time.sleep(INFLUX_OUTAGE_S)
-        start_service(ctx.stack, "influxdb")
+        ctx.stack.start_when_port_free("influxdb")
         state["down_s"] = time.monotonic() - state["stopped"]
 
     def chaos(published: int, procs: DemoProcs) -> None:
@@ -169,7 +168,7 @@ def mosquitto_restart(ctx: DrillContext) -> DrillResult:
             procs.publisher.flush(timeout_s=60)  # the broker holds every message now
             started = time.monotonic()
             ctx.stack.stop("mosquitto")
-            start_service(ctx.stack, "mosquitto")
+            ctx.stack.start_when_port_free("mosquitto")
             state["broker_restart_s"] = time.monotonic() - started
             resume(procs.bridge)
             procs.publisher.close()
@@ -229,7 +228,7 @@ def kafka_restart(ctx: DrillContext) -> DrillResult:
                 state["committed_before"] = asyncio.run(committed_offsets(settings, readings))
                 started = time.monotonic()
                 kafka.kill("kafka")
-                start_service(kafka, "kafka")
+                kafka.start_when_port_free("kafka")
                 state["broker_restart_s"] = time.monotonic() - started
                 state["committed_after"] = asyncio.run(committed_offsets(settings, readings))
 
