@@ -8,6 +8,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v influxd >/dev/null 2>&1 || need+=(influxdb)
 command -v influx >/dev/null 2>&1 || need+=(influxdb-client)
+# PostgreSQL's server binaries: tests and the tickets bench start private clusters with them
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+  || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 
@@ -26,6 +29,6 @@ if ! apt-get install -y -q --no-install-recommends "${need[@]}" >/tmp/gridwatch-
     || { echo "apt-get install failed; see /tmp/gridwatch-apt.log" >&2; exit 1; }
 fi
 # The Debian packages start system services; GridWatch runs its own, on its own ports.
-for svc in influxdb; do
+for svc in influxdb postgresql mosquitto; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
 done

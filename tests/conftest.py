@@ -15,6 +15,7 @@ import pytest
 
 from gridwatch.credentials import ensure_credentials
 from gridwatch.isolation import isolated
+from gridwatch.pgcluster import PgCluster
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings, load_settings
 from gridwatch.stack import Stack, free_port
@@ -56,6 +57,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory, test_city: Path) -> Iterator
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """The admin URL of a PostgreSQL server for this session: a private cluster on a free
+    port in a temporary directory (``TICKETS_TEST_PG_URL`` points at another server)."""
+    configured = os.environ.get("TICKETS_TEST_PG_URL")
+    if configured:
+        yield configured
+        return
+    with PgCluster() as pg:
+        yield pg.url("postgres")
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ Fixed load: 4 worker threads raise 1,600 alerts over 200 incidents (creates, evi
 duplicates) one by one, then 1,600 more in batches of 50 (``raise_alerts``), then walk
 200 tickets through acknowledge → dispatch → resolve; then 8
 concurrent HTTP clients make 800 API reads (queue, list, detail) against a real uvicorn
-server. Each backend runs in a fresh database (a temporary SQLite file; a temporary
-PostgreSQL database created on the server and dropped afterwards).
+server. Each backend runs in a fresh database: a temporary SQLite file, and a temporary
+PostgreSQL database, on a private cluster started for the run (``gridwatch.pgcluster``) or on
+the server named by ``--db-url``, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from rich.console import Console
 from rich.table import Table
 
 from gridwatch.contracts import Alert, Category, Severity, incident_key
+from gridwatch.errors import StackError
+from gridwatch.pgcluster import PgCluster
 from gridwatch.registry import Registry
 from tickets.api import create_app
 from tickets.config import TicketsConfig
 from tickets.db import make_engine, migrate
 from tickets.service import TicketService
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 WORKERS = 4
 INCIDENTS = 200
 ALERTS = 1600
@@ -155,7 +157,8 @@ def bench_backend(db_url: str, registry: Registry) -> dict[str, Any]:
 
 
 def run_bench(json_path: Path | None, db_url: str | None = None) -> dict[str, Any]:
-    """Benchmark SQLite and PostgreSQL (``db_url``: the server to make a temporary DB on)."""
+    """Benchmark SQLite and PostgreSQL (``db_url``: the server to make a temporary DB on;
+    without one, a private cluster is started for the run)."""
     from simulators.city import generate_city
 
     registry = generate_city(42, "small").registry()
@@ -166,24 +169,35 @@ def run_bench(json_path: Path | None, db_url: str | None = None) -> dict[str, An
     }
     with tempfile.TemporaryDirectory(prefix="gw-tickets-bench-") as tmp:
         results["backends"]["sqlite"] = bench_backend(f"sqlite:///{tmp}/bench.db", registry)
-    admin = db_url or DEFAULT_PG
+    if db_url is not None:
+        results["backends"]["postgresql"] = _bench_postgresql(db_url, registry)
+    else:
+        try:
+            with PgCluster() as cluster:
+                results["backends"]["postgresql"] = _bench_postgresql(
+                    cluster.url("postgres"), registry
+                )
+        except StackError as exc:
+            results["backends"]["postgresql"] = {"error": str(exc)[:300]}
+    _print(results)
+    if json_path is not None:
+        json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def _bench_postgresql(admin: str, registry: Registry) -> dict[str, Any]:
+    """``bench_backend`` in a temporary database on the server of ``admin``."""
     name = f"gw_tickets_bench_{uuid.uuid4().hex[:8]}"
     try:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error as exc:
-        results["backends"]["postgresql"] = {"error": f"cannot reach {admin}: {exc}"[:300]}
-    else:
-        try:
-            pg = f"{admin.rsplit('/', 1)[0]}/{name}"
-            results["backends"]["postgresql"] = bench_backend(pg, registry)
-        finally:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _print(results)
-    if json_path is not None:
-        json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return results
+        return {"error": f"cannot reach {admin}: {exc}"[:300]}
+    try:
+        return bench_backend(f"{admin.rsplit('/', 1)[0]}/{name}", registry)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _print(results: dict[str, Any]) -> None:

@@ -176,7 +176,10 @@ def relay(
 def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     db_url: Annotated[
-        str | None, typer.Option(help="PostgreSQL server URL (a temporary database is made).")
+        str | None,
+        typer.Option(
+            help="PostgreSQL server to make a temporary database on (default: a private one)."
+        ),
     ] = None,
 ) -> None:
     """Raise/update throughput and API p50/p99 on SQLite and PostgreSQL."""

@@ -25,8 +25,8 @@ from gridwatch.drills.harness import (
     log_dir,
     run_storm,
 )
-from gridwatch.drills.pgcluster import PgCluster
 from gridwatch.kafka import read_topic
+from gridwatch.pgcluster import PgCluster
 from gridwatch.procs import Child, wait_until
 from gridwatch.registry import Registry
 from gridwatch.stack import free_port

@@ -1,8 +1,8 @@
 """Fixtures for the ticket store against real SQLite files and a real PostgreSQL server.
 
-PostgreSQL is reached at ``TICKETS_TEST_PG_URL`` (default the local trust-auth server); each
-test database gets a unique name and is dropped afterwards. When the server cannot be
-reached the tests fail — they never skip.
+PostgreSQL is the session's private cluster (``pg_admin_url`` in ``tests/conftest.py``);
+each test database gets a unique name and is dropped afterwards. When the cluster cannot
+start the tests fail — they never skip.
 """
 
 from __future__ import annotations
@@ -33,16 +33,16 @@ def registry() -> Registry:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+def pg_url(pg_admin_url: str) -> Iterator[str]:
     """One uniquely named PostgreSQL database for the session, migrated once."""
-    name, url = create_pg_database()
+    name, url = create_pg_database(pg_admin_url)
     try:
         eng = make_engine(url)
         migrate(eng)
         eng.dispose()
         yield url
     finally:
-        drop_pg_database(name)
+        drop_pg_database(pg_admin_url, name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

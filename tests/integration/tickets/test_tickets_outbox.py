@@ -219,7 +219,7 @@ async def test_every_complaint_yields_one_complaint_event_with_pre_emption(
 async def test_relay_loop_outlives_a_database_restart(registry) -> None:  # type: ignore[no-untyped-def]
     """PostgreSQL stopped under the relay: it backs off while claims fail and publishes
     everything once the server is back (it used to exit on the first OperationalError)."""
-    from gridwatch.drills.pgcluster import PgCluster
+    from gridwatch.pgcluster import PgCluster
     from tickets.db import make_engine, migrate
 
     with PgCluster() as pg:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +9,6 @@ import psycopg
 
 from gridwatch.contracts import Alert, Category, Complaint, Severity, incident_key
 
-PG_ADMIN_URL = os.environ.get(
-    "TICKETS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 GRID = "D01-S01-G01"
 
@@ -31,16 +27,17 @@ class Clock:
         return self.now
 
 
-def create_pg_database() -> tuple[str, str]:
+def create_pg_database(admin_url: str) -> tuple[str, str]:
+    """A uniquely named database on the server of ``admin_url``: (name, its URL)."""
     name = f"gw_tickets_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    base = admin_url.rsplit("/", 1)[0]
     return name, f"{base}/{name}"
 
 
-def drop_pg_database(name: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+def drop_pg_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -1,29 +1,34 @@
-"""A private PostgreSQL cluster for a drill: initdb + postgres on a free port in a temp
-directory, so a drill can stop and restart it without touching the machine's server."""
+"""A private PostgreSQL cluster: initdb + postgres on a free port in a temporary directory.
+
+Tests, the tickets benchmark and the drills start one of these; nothing assumes a server on
+5432. A drill can stop (even crash) and restart it without touching any other server."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from gridwatch.drills import DrillError
+from gridwatch.errors import StackError
 from gridwatch.stack import free_port
-
-_BIN_DIRS = ("/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
 
 
 def _binary(name: str) -> str:
-    for d in _BIN_DIRS:
+    """Debian keeps the server binaries off PATH, one directory per major version."""
+    for d in ("/usr/local/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)):
         path = Path(d) / name
         if path.is_file():
             return str(path)
     found = shutil.which(name)
     if found is None:
-        raise DrillError(f"{name} not found (apt-get install -y postgresql)")
+        raise StackError(
+            f"PostgreSQL's {name} not found; install it with `make setup` "
+            "(apt-get install -y postgresql)"
+        )
     return found
 
 
@@ -46,7 +51,7 @@ class PgCluster:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if out.returncode != 0:
-            raise DrillError(f"{' '.join(argv[:2])} failed: {(out.stderr or out.stdout)[-400:]}")
+            raise StackError(f"{' '.join(argv[:2])} failed: {(out.stderr or out.stdout)[-400:]}")
 
     def init(self) -> PgCluster:
         if os.geteuid() == 0:
@@ -71,8 +76,14 @@ class PgCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def drop_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def destroy(self) -> None:
-        with contextlib.suppress(DrillError):
+        with contextlib.suppress(StackError):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
