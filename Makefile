@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 
 setup: $(VENV)/.installed
 	@bash scripts/setup-system.sh
+	@$(BIN)/gridwatch stack fetch-kafka
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

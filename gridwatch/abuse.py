@@ -1,6 +1,6 @@
 """The attack and bad-input sweep (``gridwatch drill abuse``).
 
-Against a running local stack (Mosquitto, Tansu), starts its own ingest bridge and
+Against a running local stack (Mosquitto, Kafka), starts its own ingest bridge and
 tickets API as child processes, on a private Kafka topic prefix, MQTT share group and
 ticket database, then for ``seconds``:
 

@@ -40,7 +40,7 @@ TARGETS = ("ingest", "models", "tickets", "pipeline")
 
 @contextlib.contextmanager
 def private_stack(city: City | None = None) -> Iterator[Settings]:
-    """A throw-away Mosquitto + Tansu + InfluxDB on free ports; with ``city``, its
+    """A throw-away Mosquitto + Kafka + InfluxDB on free ports; with ``city``, its
     registry is written first and its devices get their logins."""
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
         var = Path(tmp)

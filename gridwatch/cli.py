@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gridwatch.errors import GridWatchError
 from gridwatch.settings import Settings, load_settings
@@ -116,7 +117,10 @@ def main() -> None:
     try:
         app()
     except GridWatchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # one line, whatever the terminal's width; the message is text, not markup
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -2,7 +2,7 @@
 
 1. resets the local stack's data (Kafka is in memory; InfluxDB, broker persistence,
    stream tables and the ticket store under ``var/`` are wiped; credentials are kept);
-2. writes the scenario's city to the registry and brings Mosquitto, Tansu and InfluxDB
+2. writes the scenario's city to the registry and brings Mosquitto, Kafka and InfluxDB
    up with a login for every device;
 3. starts one ingest bridge and one stream worker;
 4. replays the scenario (default: the 50-year rainstorm, 3 event hours ending now) over
@@ -138,7 +138,7 @@ def run_demo(
     if manage_stack:
         reset_data(settings)
         city.write(settings.registry_dir)
-        with console.status("starting Mosquitto, Tansu and InfluxDB…"):
+        with console.status("starting Mosquitto, Kafka and InfluxDB…"):
             stack.up(device_ids=sorted(known))
     else:
         city.write(settings.registry_dir)
@@ -337,7 +337,9 @@ async def _send_complaints(settings: Settings, complaints: list[Any]) -> int:
 
     if not complaints:
         return 0
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap, acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         topic = settings.kafka.topic("complaints")

@@ -49,7 +49,7 @@ def drill(
     devices: list[str] = []
     if (s.registry_dir / "devices.json").is_file():
         devices = list(Registry.from_dir(s.registry_dir).devices)
-    with console.status("starting Mosquitto, Tansu and InfluxDB…"):
+    with console.status("starting Mosquitto, Kafka and InfluxDB…"):
         stack.up(device_ids=devices)
     results: list[DrillResult] = []
     root = s.stack.var_dir / "drills"

@@ -50,7 +50,12 @@ async def ensure_topics(settings: KafkaSettings, names: list[str] | None = None)
         if not missing:
             return
         new = [
-            NewTopic(n, num_partitions=settings.partitions, replication_factor=1) for n in missing
+            NewTopic(
+                n,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+            )
+            for n in missing
         ]
         with contextlib.suppress(TopicAlreadyExistsError):  # another process was faster
             await admin.create_topics(new)
@@ -60,12 +65,23 @@ async def ensure_topics(settings: KafkaSettings, names: list[str] | None = None)
         await admin.close()
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic`` (none if it does not exist). A consumer without a
+    subscription has no topic's metadata (Tansu sent every topic's anyway; Kafka does not),
+    and ``consumer.topics()`` does not keep what it fetched: ask the client for all of it."""
+    known = consumer.partitions_for_topic(topic)
+    if known is None:
+        cluster = await consumer._client.fetch_all_metadata()
+        known = cluster.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(known or ())]
+
+
 async def read_topic(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> list[Any]:
     """Every record currently in ``topic`` (all partitions, from the beginning)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
+        parts = await partitions_of(consumer, topic)
         if not parts:
             return []
         consumer.assign(parts)
@@ -93,7 +109,7 @@ async def consumer_lag(settings: KafkaSettings, group: str, topics: list[str]) -
     """Records not yet committed by ``group``, per topic (end offset − committed).
 
     Uses a consumer that never joins the group (no subscription) to read the committed
-    offsets: Tansu drops the admin client's OffsetFetch request.
+    offsets.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, group_id=group, enable_auto_commit=False
@@ -102,9 +118,7 @@ async def consumer_lag(settings: KafkaSettings, group: str, topics: list[str]) -
     try:
         lag: dict[str, int] = {}
         for topic in topics:
-            parts = [
-                TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())
-            ]
+            parts = await partitions_of(consumer, topic)
             if not parts:
                 continue
             end = await consumer.end_offsets(parts)

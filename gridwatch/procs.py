@@ -41,8 +41,8 @@ def _env_value(value: Any) -> str:
         return value.get_secret_value()
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(list(value) if isinstance(value, tuple) else value)
     return str(value)
 
 

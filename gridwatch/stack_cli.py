@@ -1,4 +1,4 @@
-"""``gridwatch stack up|down|status|restart``."""
+"""``gridwatch stack up|down|status|restart|provision|fetch-kafka``."""
 
 from __future__ import annotations
 
@@ -17,32 +17,43 @@ console = Console()
 
 ServicesArg = Annotated[
     list[str] | None,
-    typer.Argument(help=f"Services ({', '.join(SERVICES)}); default all.", show_default=False),
+    typer.Argument(
+        help=f"Services ({', '.join(SERVICES)}; kafka-2, kafka-3 on a three-broker cluster); "
+        "default all.",
+        show_default=False,
+    ),
 ]
 
 
-def _stack() -> Stack:
+def _stack(brokers: int | None = None) -> Stack:
     from gridwatch.cli import State, settings
 
     var_dir = settings().stack.var_dir
     ensure_credentials(var_dir)
     State.settings = None  # reload so the generated credentials are seen
-    return Stack(settings())
-
-
-def _services(names: list[str] | None) -> list[str]:
-    chosen = names or list(SERVICES)
-    unknown = [n for n in chosen if n not in SERVICES]
-    if unknown:
-        raise typer.BadParameter(
-            f"unknown service {unknown[0]!r}; choose from {', '.join(SERVICES)}"
+    current = settings()
+    if brokers is not None:
+        current = current.model_copy(
+            update={
+                "stack": current.stack.model_copy(update={"kafka_brokers": brokers}),
+                "kafka": current.kafka.model_copy(update={"replication_factor": min(3, brokers)}),
+            }
         )
-    return chosen
+    return Stack(current)
+
+
+def _services(stack: Stack, names: list[str] | None) -> list[str] | None:
+    """``names`` checked against the stack's services (None: all of them)."""
+    known = stack.services()
+    for name in names or []:
+        if name not in known and name != "kafka":
+            raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(known)}")
+    return names or None
 
 
 def _table(rows: list[ServiceStatus]) -> Table:
     table = Table(title="GridWatch local stack")
-    for col in ("service", "address", "pid", "state"):
+    for col in ("service", "address", "pid", "state", "start-up s", "RSS MB"):
         table.add_column(col)
     for row in rows:
         state = (
@@ -50,7 +61,14 @@ def _table(rows: list[ServiceStatus]) -> Table:
             if row.healthy
             else ("[yellow]running, unhealthy[/]" if row.running else "[dim]stopped[/]")
         )
-        table.add_row(row.name, row.address, str(row.pid or "-"), state)
+        table.add_row(
+            row.name,
+            row.address,
+            str(row.pid or "-"),
+            state,
+            "-" if row.startup_s is None else f"{row.startup_s:.1f}",
+            "-" if row.rss_mb is None else f"{row.rss_mb:.0f}",
+        )
     return table
 
 
@@ -60,24 +78,36 @@ def up(
     registry: Annotated[
         Path | None, typer.Option(help="Registry directory whose devices may publish.")
     ] = None,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=9,
+            help="Kafka brokers of a newly formatted cluster (3: replication factor 3, "
+            "min.insync.replicas 2, for failover); an existing var/kafka keeps its own.",
+        ),
+    ] = None,
 ) -> None:
     """Start the local services (idempotent) and wait until each is healthy."""
-    stack = _stack()
+    stack = _stack(brokers)
     kinds: dict[str, str] = {}
     if registry is not None:
         from gridwatch.registry import Registry
 
         kinds = {d: p.device.kind for d, p in Registry.from_dir(registry).devices.items()}
     with console.status("starting services…"):
-        rows = stack.up(_services(services), device_ids=list(kinds), kinds=kinds)
+        rows = stack.up(_services(stack, services), device_ids=list(kinds), kinds=kinds)
     console.print(_table(rows))
+    cluster = stack.kafka_cluster()
+    if len(cluster.brokers) > 1:
+        console.print(f"Kafka bootstrap: {cluster.bootstrap}")
 
 
 @app.command()
 def down(services: ServicesArg = None) -> None:
     """Stop the local services by pid."""
     stack = _stack()
-    stack.down(_services(services))
+    stack.down(_services(stack, services))
     console.print(_table(stack.status()))
 
 
@@ -92,9 +122,9 @@ def status() -> None:
 
 @app.command()
 def restart(services: ServicesArg = None) -> None:
-    """Stop then start services (with stack.kafka_storage = "memory" Tansu starts empty)."""
+    """Stop then start services (Kafka and InfluxDB keep their data)."""
     stack = _stack()
-    chosen = _services(services)
+    chosen = _services(stack, services)
     stack.down(chosen)
     console.print(_table(stack.up(chosen)))
 
@@ -130,3 +160,19 @@ def provision(
         f"{count} MQTT users written to {out}; the admin login's password is in "
         f"{out.with_name(out.name + '.admin')}"
     )
+
+
+@app.command("fetch-kafka")
+def fetch_kafka() -> None:
+    """Copy Apache Kafka's jars from Maven Central (deploy/kafka/pom.xml; once per pom)."""
+    from gridwatch import kafka_dist
+    from gridwatch.cli import settings
+
+    st = settings().stack
+    libs = kafka_dist.libs_dir(settings())
+    if kafka_dist.fetched(libs):
+        console.print(f"Apache Kafka is in {libs}")
+        return
+    with console.status("fetching Apache Kafka from Maven Central…"):
+        kafka_dist.fetch(libs, st.maven_args)
+    console.print(f"Apache Kafka copied to {libs} ({len(list(libs.glob('*.jar')))} jars)")

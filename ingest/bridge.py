@@ -161,6 +161,7 @@ class Bridge:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=k.bootstrap,
             acks="all",
+            enable_idempotence=True,  # a retried produce is not written twice
             linger_ms=0,
             max_batch_size=1_048_576,
             max_request_size=4_194_304,
@@ -281,9 +282,8 @@ class Bridge:
         """Produce every record and wait for all acks; retry the whole set until it
         succeeds (at-least-once: a partial success may be produced twice).
 
-        After any failure the topics are ensured again before the next attempt: a
-        restarted Tansu comes back empty and would otherwise accept produces to topics
-        that no consumer can read.
+        After any failure the topics are ensured again before the next attempt: a broker
+        whose data was wiped comes back without them.
         """
         assert self._producer is not None
         delay = 0.2

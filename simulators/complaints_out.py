@@ -67,6 +67,7 @@ class KafkaComplaintSink:
             producer = AIOKafkaProducer(
                 bootstrap_servers=settings.bootstrap,
                 acks="all",
+                enable_idempotence=True,
                 request_timeout_ms=settings.request_timeout_ms,
             )
             await producer.start()

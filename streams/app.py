@@ -1,4 +1,4 @@
-"""The Faust application: built from settings, tuned for Tansu, one module per job.
+"""The Faust application: built from settings, tuned for Kafka, one module per job.
 
 ``create_app(settings)`` returns a configured app with every job registered;
 ``gridwatch streams run`` runs one worker of it. All workers share one consumer group,
@@ -99,8 +99,8 @@ def register_metrics(app: faust.App, ctx: JobContext, every_s: float = 2.0) -> N
 
     @app.timer(3.0)
     async def measure_lag() -> None:
-        # a consumer of its own per call (Tansu drops admin OffsetFetch): seconds under
-        # load, so apart from the counters, which must arrive every few seconds
+        # a consumer of its own per call: it may take seconds under load, so apart from
+        # the counters, which must arrive every few seconds
         try:
             lag[0] = sum((await consumer_lag(k, k.streams_group, topics)).values())
         except (KafkaError, GridWatchError, OSError):
@@ -221,11 +221,11 @@ def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
         datadir, lock = claim_slot(root / k.streams_group)
     app = GridWatchApp(
         k.streams_group,
-        broker=f"kafka://{k.bootstrap}",
+        broker=";".join(f"kafka://{b.strip()}" for b in k.bootstrap.split(",")),
         store=store,
         datadir=str(datadir),
         topic_partitions=k.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=k.replication_factor,
         consumer_auto_offset_reset="earliest",
         # Start-up against Tansu: joining takes about half the rebalance timeout.
         broker_rebalance_timeout=6.0,

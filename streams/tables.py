@@ -1,8 +1,8 @@
 """Local RocksDB tables that are ahead of their changelog are dropped before start-up.
 
 A worker's RocksDB store remembers, per table partition, the last changelog offset it
-applied. If the broker lost its log (Tansu keeps it in memory here; a wiped or rebuilt
-cluster in production), that offset lies beyond the changelog's end and Faust refuses to
+applied. If the broker lost its log (a wiped or rebuilt
+cluster), that offset lies beyond the changelog's end and Faust refuses to
 start (``ConsistencyError``), for ever. The changelog is the source of truth: such a
 partition's local copy is deleted and rebuilt from whatever the changelog holds.
 """

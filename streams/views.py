@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gridwatch.contracts import Assessment, QcFlag, RainReading, ReadingBatch, parse_record
 from gridwatch.errors import ContractError
-from gridwatch.kafka import readings_topic
+from gridwatch.kafka import partitions_of, readings_topic
 from gridwatch.settings import KafkaSettings
 from models.flood_state import RAIN_FIELDS, RainHistory
 from streams.rain_scoring import usable_rain
@@ -60,13 +60,9 @@ class TopicView:
         try:
             parts: list[TopicPartition] = []
             while not parts:
-                parts = [
-                    TopicPartition(topic, p)
-                    for p in (consumer.partitions_for_topic(topic) or set())
-                ]
+                parts = await partitions_of(consumer, topic)
                 if not parts:
-                    await consumer._client.force_metadata_update()  # topic not created yet
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(1.0)  # topic not created yet
             consumer.assign(parts)
             since_ms = int((time.time() - self.replay_hours * 3600) * 1000)
             offsets = await consumer.offsets_for_times({tp: since_ms for tp in parts})

@@ -28,7 +28,12 @@ for _name in [n for n in os.environ if n.startswith("GW_")]:
 def _stack_settings(var_dir: Path) -> Settings:
     ensure_credentials(var_dir)
     return load_settings(
-        stack={"var_dir": var_dir, "influx_rpc_port": free_port(), "start_timeout_s": 60},
+        stack={
+            "var_dir": var_dir,
+            "influx_rpc_port": free_port(),
+            "start_timeout_s": 60,
+            "kafka_controller_ports": (free_port(),),
+        },
         mqtt={"port": free_port(), "session_expiry_s": 120},
         kafka={"bootstrap": f"127.0.0.1:{free_port()}"},
         influx={"url": f"http://127.0.0.1:{free_port()}"},

@@ -34,7 +34,7 @@ class KafkaPublisher:
             if self._producer is None:
                 await ensure_topics(self.settings, [self.topic])
                 self._producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.bootstrap, acks="all"
+                    bootstrap_servers=self.settings.bootstrap, acks="all", enable_idempotence=True
                 )
                 await self._producer.start()
             futures = []

@@ -298,30 +298,39 @@ def log_dir(settings: Settings) -> Path:
 
 
 @contextlib.contextmanager
-def durable_kafka(ctx: DrillContext) -> Iterator[tuple[Stack, Settings]]:
-    """A private Tansu on S3 storage (and its S3 server) on free ports under the drill's
-    directory; yields its stack and the drill's settings pointed at it (Mosquitto and
-    InfluxDB stay the shared stack's)."""
+def own_kafka(ctx: DrillContext, brokers: int = 1) -> Iterator[tuple[Stack, Settings]]:
+    """A private Apache Kafka of ``brokers`` brokers (KRaft, on free ports, under the
+    drill's directory; with three, topics have three replicas and writes need two);
+    yields its stack and the drill's settings pointed at it (Mosquitto and InfluxDB stay
+    the shared stack's)."""
+    ports = [free_port() for _ in range(2 * brokers)]
     st = ctx.settings.stack.model_copy(
         update={
             "var_dir": ctx.work_dir / "kafka",
-            "kafka_storage": "s3",
-            "kafka_store_port": free_port(),
+            "kafka_brokers": brokers,
+            "kafka_controller_ports": tuple(ports[brokers:]),
         }
     )
-    kafka_settings = ctx.settings.kafka.model_copy(update={"bootstrap": f"127.0.0.1:{free_port()}"})
+    kafka_settings = ctx.settings.kafka.model_copy(
+        update={
+            "bootstrap": ",".join(f"127.0.0.1:{p}" for p in ports[:brokers]),
+            "replication_factor": min(3, brokers),
+        }
+    )
     stack = Stack(ctx.settings.model_copy(update={"stack": st, "kafka": kafka_settings}))
     try:
-        stack.start("kafka")
+        stack.up(["kafka"])
         yield stack, ctx.settings.model_copy(update={"kafka": kafka_settings})
     finally:
-        stack.down(["kafka", "kafka-store"])
+        stack.down(["kafka"])
 
 
 async def committed_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
     """The stream workers' committed offset per (topic, partition) that has one; read by
     a consumer that never joins their group."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
+
+    from gridwatch.kafka import partitions_of
 
     k = settings.kafka
     consumer = AIOKafkaConsumer(
@@ -331,10 +340,10 @@ async def committed_offsets(settings: Settings, topics: list[str]) -> dict[tuple
     try:
         found: dict[tuple[str, int], int] = {}
         for topic in topics:
-            for p in sorted(consumer.partitions_for_topic(topic) or set()):
-                offset = await consumer.committed(TopicPartition(topic, p))
+            for tp in await partitions_of(consumer, topic):
+                offset = await consumer.committed(tp)
                 if offset is not None and offset >= 0:
-                    found[(topic, p)] = offset
+                    found[(topic, tp.partition)] = offset
         return found
     finally:
         with contextlib.suppress(asyncio.CancelledError):

@@ -18,8 +18,8 @@ from gridwatch.drills.harness import (
     committed_offsets,
     dead_letters,
     drill_scenario,
-    durable_kafka,
     influx_rows,
+    own_kafka,
     pause,
     published_messages,
     readings_in_kafka,
@@ -195,14 +195,13 @@ def mosquitto_restart(ctx: DrillContext) -> DrillResult:
 
 @drill(
     "kafka-restart",
-    "kill -9 and restart of Tansu mid-stream on durable storage (its log in the local S3 "
-    "server, stack.kafka_storage = 's3': the drill runs its own broker so, whatever the "
-    "stack's setting); no runbook (nothing recreated, no worker restarted by hand): every "
+    "kill -9 and restart of the Kafka broker mid-stream (the drill runs its own Apache "
+    "Kafka, default storage); no runbook (nothing recreated, no worker restarted by hand): every "
     "published water reading is in InfluxDB exactly once per (device, time), the stream "
     "workers' committed offsets come back unchanged, no duplicate ticket",
 )
 def kafka_restart(ctx: DrillContext) -> DrillResult:
-    with durable_kafka(ctx) as (kafka, settings):
+    with own_kafka(ctx) as (kafka, settings):
         state: dict[str, Any] = {}
         supervisor = Supervisor(workers=True)  # a worker that exits is restarted, counted
 
@@ -235,7 +234,7 @@ def kafka_restart(ctx: DrillContext) -> DrillResult:
         with supervisor:
             result = run_storm(replace(ctx, settings=settings), chaos, timeout_s=300)
         checks = Checks()
-        checks.require("killed_at" in state, "Tansu was never restarted")
+        checks.require("killed_at" in state, "the broker was never restarted")
         figures = check_every_reading(checks, settings, result)  # reads the broker too
     before = state.get("committed_before", {})
     after = state.get("committed_after", {})

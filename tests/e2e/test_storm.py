@@ -1,6 +1,6 @@
 """The whole pipeline on the real stack: simulated scenarios end in the right tickets.
 
-MQTT → bridge → Tansu → Faust worker (water/rain jobs, hygiene, storm mode, ticketing) →
+MQTT → bridge → Kafka → Faust worker (water/rain jobs, hygiene, storm mode, ticketing) →
 SQLite ticket store and InfluxDB, with the simulator's ground truth as the judge.
 """
 

@@ -35,6 +35,7 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
     env = {
         "GW_MQTT__PORT": str(free_port()),
         "GW_KAFKA__BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "GW_STACK__KAFKA_CONTROLLER_PORTS": f"[{free_port()}]",
         "GW_INFLUX__URL": f"http://127.0.0.1:{free_port()}",
         "GW_STACK__INFLUX_RPC_PORT": str(free_port()),
     }

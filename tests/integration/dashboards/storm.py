@@ -2,7 +2,7 @@
 
 ``run_storm`` runs the 50-year rainstorm scenario (shortened, with more device faults
 than the catalogue's, so that silent and dead sensors, spikes and malformed payloads
-happen within minutes) through MQTT → bridge → Tansu → Faust worker → InfluxDB and the
+happen within minutes) through MQTT → bridge → Kafka → Faust worker → InfluxDB and the
 ticket store (``gridwatch.demo.run_demo``), then does what the tickets API does on a
 timer — the SLA sweep — and drains the ticket outbox into InfluxDB as
 ``gridwatch tickets relay`` does. Every panel then reads what the stages wrote.

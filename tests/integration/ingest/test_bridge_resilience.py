@@ -1,4 +1,4 @@
-"""The bridge against real Mosquitto and Tansu: crashes, broker outages, scale-out.
+"""The bridge against real Mosquitto and Kafka: crashes, broker outages, scale-out.
 
 What must hold everywhere: every message a device got a PUBACK for is in Kafka at
 least once (counted by device and ``seq``).
@@ -141,8 +141,9 @@ def test_bridge_killed_mid_burst_loses_nothing(settings: Settings, registry: Reg
 def test_kafka_outage_loses_nothing_sent_during_it(
     settings: Settings, registry: Registry, stack: Stack
 ) -> None:
-    """Tansu keeps topics in memory, so its restart empties them: what counts is that
-    every message devices sent during the outage reaches Kafka after recovery."""
+    """Kafka stopped for 30 s under a steady feed: every message devices sent, before,
+    during and after the outage, is in Kafka once it is back (the broker keeps what it
+    had acknowledged; the bridge holds the rest in its MQTT session)."""
     s = fast_settings(settings)
     ids = [p.device.device_id for p in registry.devices_of("water")[:10]]
     sent: list[tuple[str, int]] = []
@@ -182,5 +183,6 @@ def test_kafka_outage_loses_nothing_sent_during_it(
         thread.join(180)
         children["bridges"][0].check_alive()
         wait_until(lambda: set(seqs_in_kafka(s)) >= during, 120, what="outage messages in Kafka")
+        wait_until(lambda: set(seqs_in_kafka(s)) >= set(sent), 60, what="every message in Kafka")
     assert len(during) > 250
-    assert during <= set(seqs_in_kafka(s))
+    assert set(sent) <= set(seqs_in_kafka(s))
