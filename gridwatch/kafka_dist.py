@@ -272,6 +272,26 @@ def format_storage(java: str, libs: Path, cluster: Cluster, properties: Path, lo
         )
 
 
+def quorum_leader(java: str, libs: Path, bootstrap: str, log4j: Path) -> int:
+    """The node id of the active controller (the KRaft quorum's leader), as Kafka's own
+    ``kafka-metadata-quorum describe --status`` reports it."""
+    argv = [
+        *jvm_argv(java, libs, 256, log4j),
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        "--bootstrap-server",
+        bootstrap,
+        "describe",
+        "--status",
+    ]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "LeaderId" and value.strip().isdigit():
+            return int(value.strip())
+    text = (out.stderr or out.stdout).strip().splitlines()
+    raise StackError(f"cannot describe the KRaft quorum at {bootstrap}: {text[-1] if text else ''}")
+
+
 def host_port(netloc: str) -> tuple[str, int]:
     host, _, port = netloc.strip().rpartition(":")
     if not host or not port.isdigit():

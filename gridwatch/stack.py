@@ -250,6 +250,25 @@ class Stack:
             )
         return saved
 
+    def kafka_controller(self) -> str:
+        """The service name of the broker whose controller leads the KRaft quorum."""
+        leader = kafka_dist.quorum_leader(
+            kafka_dist.java_binary(self.settings.stack.java_bin),
+            kafka_dist.fetch(kafka_dist.libs_dir(self.settings), self.settings.stack.maven_args),
+            self.kafka_cluster().bootstrap,
+            self._dir("kafka") / "log4j.properties",
+        )
+        return self._kafka_broker_by_id(leader).service
+
+    def _kafka_broker_by_id(self, node_id: int) -> kafka_dist.Broker:
+        for broker in self.kafka_cluster().brokers:
+            if broker.node_id == node_id:
+                return broker
+        raise StackError(f"no Kafka broker with node id {node_id} in this stack")
+
+    def kafka_service_of(self, node_id: int) -> str:
+        return self._kafka_broker_by_id(node_id).service
+
     def _kafka_broker(self, name: str) -> kafka_dist.Broker:
         for broker in self.kafka_cluster().brokers:
             if broker.service == name:

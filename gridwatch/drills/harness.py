@@ -307,6 +307,8 @@ def own_kafka(ctx: DrillContext, brokers: int = 1) -> Iterator[tuple[Stack, Sett
     st = ctx.settings.stack.model_copy(
         update={
             "var_dir": ctx.work_dir / "kafka",
+            # a broker restarted mid-storm shares two cores with the whole pipeline
+            "start_timeout_s": max(ctx.settings.stack.start_timeout_s, 120.0),
             "kafka_brokers": brokers,
             "kafka_controller_ports": tuple(ports[brokers:]),
         }

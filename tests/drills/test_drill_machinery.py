@@ -20,6 +20,7 @@ REQUIRED = {
     "relay-kill",
     "mosquitto-restart",
     "kafka-restart",
+    "kafka-leader-kill",
     "influx-outage",
     "postgres-restart",
     "slow-influx",

@@ -41,6 +41,15 @@ def test_mosquitto_restart_keeps_queued_qos1_messages(run_drill: Run) -> None:
 def test_kafka_restart_loses_nothing_published_after_it(run_drill: Run) -> None:
     r = run_drill("kafka-restart")
     assert r.passed, r.failures
+    assert r.figures["committed_partitions_at_kill"] > 0
+    assert r.figures["water_missing"] == 0 and r.figures["water_published"] > 1000
+
+
+def test_kafka_leader_and_controller_killed_lose_and_double_nothing(run_drill: Run) -> None:
+    r = run_drill("kafka-leader-kill")
+    assert r.passed, r.failures
+    assert r.figures["water_missing"] == 0 and r.figures["water_extra"] == 0
+    assert r.figures["leader_resume_s"] <= 30 and r.figures["controller_resume_s"] <= 30
 
 
 def test_slow_network_to_influxdb_loses_nothing(run_drill: Run) -> None:

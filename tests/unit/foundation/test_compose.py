@@ -38,6 +38,20 @@ def test_expected_services() -> None:
     assert SERVICES["streams"]["deploy"]["replicas"] >= 2
 
 
+def test_production_runs_the_kafka_release_the_local_stack_runs() -> None:
+    import xml.etree.ElementTree as ET
+
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    pom = ET.parse(ROOT / "deploy" / "kafka" / "pom.xml").getroot()
+    versions = {
+        d.findtext("m:artifactId", namespaces=ns): d.findtext("m:version", namespaces=ns)
+        for d in pom.iterfind("m:dependencies/m:dependency", ns)
+    }
+    image = SERVICES["kafka"]["image"]
+    assert image == f"apache/kafka:{versions['kafka_2.13']}"
+    assert versions["kafka-tools"] == versions["kafka_2.13"]
+
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_service_has_image_or_build_and_valid_ports(name: str) -> None:
     svc = SERVICES[name]
