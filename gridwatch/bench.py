@@ -46,7 +46,12 @@ def private_stack(city: City | None = None) -> Iterator[Settings]:
         var = Path(tmp)
         ensure_credentials(var)
         settings = load_settings(
-            stack={"var_dir": var, "influx_rpc_port": free_port(), "start_timeout_s": 60},
+            stack={
+                "var_dir": var,
+                "influx_rpc_port": free_port(),
+                "start_timeout_s": 60,
+                "kafka_controller_ports": (free_port(),),
+            },
             mqtt={"port": free_port()},
             kafka={"bootstrap": f"127.0.0.1:{free_port()}"},
             influx={"url": f"http://127.0.0.1:{free_port()}"},

@@ -186,7 +186,11 @@ class Stack:
             f"see {self.log_file(name)}: {self._tail(name)}"
         )
 
-    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float | None = None) -> None:
+        """Signal ``name`` and wait for it to exit; SIGKILL after ``timeout_s`` (Kafka's
+        controlled shutdown gets a minute: it hands its partitions over and flushes)."""
+        if timeout_s is None:
+            timeout_s = 60.0 if self._is_kafka(name) else 10.0
         pid = self._pid(name)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):

@@ -32,7 +32,7 @@ from gridwatch.kafka import all_topics, consumer_lag
 from gridwatch.procs import Child, wait_until
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings
-from gridwatch.stack import SERVICES, Stack
+from gridwatch.stack import Stack
 from ingest.bench import publish_for, start_bridges
 
 
@@ -99,7 +99,7 @@ def run_case(
         poller = threading.Thread(target=poll, daemon=True)
         names = {**{b.name: b.pid for b in bridges}, **{w.name: w.pid for w in pool}}
         stack = Stack(settings)
-        for service in SERVICES:
+        for service in stack.services():
             pid = stack.service_status(service).pid
             if pid is not None:
                 names[service] = pid
