@@ -34,7 +34,7 @@ class MqttSettings(BaseModel):
     model_config = _Section
 
     host: str = "127.0.0.1"
-    # 1884, not 1883: these machines run a system Mosquitto on 1883.
+    # 1884, not 1883: a system Mosquitto, where one runs, holds 1883.
     port: int = Field(1884, ge=1, le=65535)
     username: str = "gw-ingest"
     password: SecretStr | None = None

@@ -162,5 +162,7 @@ def kafka_leader_kill(ctx: DrillContext) -> DrillResult:
             f"{phase}: the pipeline resumed after {resume} s (limit {RESUME_WITHIN_S:.0f} s)",
         )
         figures.update({f"{phase}_{key}": value for key, value in record.items()})
-    figures["worker_exits_after"] = supervisor.restarts["worker"]
+    exits = supervisor.restarts["worker"]
+    checks.require(exits == 0, f"{exits} stream worker(s) exited and were restarted")
+    figures["worker_exits_after"] = exits
     return checks.result("kafka-leader-kill", "", figures)

@@ -245,6 +245,8 @@ def kafka_restart(ctx: DrillContext) -> DrillResult:
         if after.get((topic, partition), -1) < offset
     }
     checks.require(not went_back, f"committed offsets lost in the restart: {went_back}")
+    exits = supervisor.restarts["worker"]
+    checks.require(exits == 0, f"{exits} stream worker(s) exited and were restarted")
     figures.update(
         killed_after_messages=state.get("killed_at"),
         lag_records_at_kill=state.get("lag_records_at_kill"),
