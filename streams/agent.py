@@ -56,7 +56,13 @@ def reading_agent(ctx: Any, topic_name: str, handle: Handler) -> Callable[..., A
 def device_table(app: faust.App, ctx: Any, name: str) -> Any:
     """A table of per-device state documents (MessagePack: ``streams.codec``),
     co-partitioned with the readings."""
-    table: Any = app.Table(name, default=None, partitions=ctx.settings.kafka.partitions)
+
+    async def replayed(event: Any) -> None:  # a changelog record read back into the table
+        ctx.stats.replayed[name] = ctx.stats.replayed.get(name, 0) + 1
+
+    table: Any = app.Table(
+        name, default=None, partitions=ctx.settings.kafka.partitions, on_changelog_event=replayed
+    )
     # Faust takes the serializer from value_type only; its store and changelog topic
     # are made lazily and read this attribute then
     table.value_serializer = CODEC

@@ -24,22 +24,29 @@ OFFSET_KEY = b"__faust\0offset__"  # where Faust's RocksDB store keeps the appli
 _DB = re.compile(r"^(?P<table>.+)-(?P<partition>\d+)\.db$")
 
 
+def table_dbs(datadir: Path) -> list[tuple[str, int, Path]]:
+    """(table, partition, db directory) of every table partition stored in ``datadir``."""
+    found = []
+    for path in sorted((datadir / "v1" / "tables").glob("*.db")):
+        m = _DB.match(path.name)
+        if m is not None:
+            found.append((m["table"], int(m["partition"]), path))
+    return found
+
+
 def persisted_offsets(datadir: Path) -> dict[tuple[str, int], tuple[Path, int]]:
     """(table, partition) → (db directory, last applied changelog offset)."""
     from rocksdict import AccessType, Rdict
 
     out: dict[tuple[str, int], tuple[Path, int]] = {}
-    for path in sorted((datadir / "v1" / "tables").glob("*.db")):
-        m = _DB.match(path.name)
-        if m is None:
-            continue
+    for table, partition, path in table_dbs(datadir):
         db = Rdict(str(path), access_type=AccessType.read_only())
         try:
             raw = db.get(OFFSET_KEY)
         finally:
             db.close()
         if raw is not None:
-            out[(m["table"], int(m["partition"]))] = (path, int(raw))
+            out[(table, partition)] = (path, int(raw))
     return out
 
 
