@@ -33,6 +33,7 @@ from streams.scored_job import Emitter, register_scored
 from streams.sink import Sink, dead_letter
 from streams.spool import Spool
 from streams.status_scoring import StatusScorer
+from streams.tables import check_codecs
 from streams.transport import Transport
 from streams.views import EvidenceView, RainView
 
@@ -293,5 +294,6 @@ def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
     register_scored(app, ctx, "status", StatusScorer(ctx.registry).score)
     ticketing_job.register(app, ctx)
     register_metrics(app, ctx)
+    check_codecs(app)
     app.gw_context = ctx  # type: ignore[attr-defined]
     return app
