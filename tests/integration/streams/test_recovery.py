@@ -1,7 +1,8 @@
 """A stream worker stopped and started again on its changelog recovers every table,
-resumes, catches up and stores every later reading: first with its local RocksDB state
-kept, then with it deleted (every table rebuilt from the changelog alone, MessagePack
-documents and the JSON documents an earlier version wrote alike).
+resumes, catches up and stores every later reading (those published while it was down
+too): first with its local RocksDB state kept, then with it deleted (every table rebuilt
+from the changelog alone, MessagePack documents and the JSON documents an earlier
+version wrote alike).
 
 Real worker processes (``gridwatch streams run``) on the session's broker and InfluxDB;
 the readings go straight to ``gw.readings.*`` as the bridge packs them.
@@ -219,11 +220,13 @@ def test_restarted_worker_recovers_every_table_from_its_changelog(
     for table in TABLES:
         assert legacy[table][0] in before[table], f"{table}: the JSON document was not recovered"
 
-    # 2. stopped (SIGTERM) and started again on its local state and the changelog
+    # 2. stopped (SIGTERM) and started again on its local state and the changelog, with
+    # readings waiting for it (published while it was down) and more arriving after
+    publish(settings, registry, range(STEPS, STEPS + STEPS // 2), t0)
     worker = start_worker(settings, "worker-restarted")
     try:
         report = wait_recovered(settings, worker, RECOVER_WITHIN_S)
-        publish(settings, registry, range(STEPS, 2 * STEPS), t0)
+        publish(settings, registry, range(STEPS + STEPS // 2, 2 * STEPS), t0)
         catch_up(settings, worker, {kind: n * 2 * STEPS for kind, n in devices.items()})
         no_recovery_errors(worker)
     finally:
