@@ -22,6 +22,7 @@ from gridwatch.errors import ContractError, SinkError
 from gridwatch.influx import Point
 from streams.codec import NAME as CODEC
 from streams.sink import dead_letter
+from streams.tables import state_table
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,15 @@ def reading_agent(ctx: Any, topic_name: str, handle: Handler) -> Callable[..., A
 
 def device_table(app: faust.App, ctx: Any, name: str) -> Any:
     """A table of per-device state documents (MessagePack: ``streams.codec``),
-    co-partitioned with the readings."""
-    table: Any = app.Table(name, default=None, partitions=ctx.settings.kafka.partitions)
-    # Faust takes the serializer from value_type only; its store and changelog topic
-    # are made lazily and read this attribute then
-    table.value_serializer = CODEC
-    return table
+    co-partitioned with the readings, read back from its changelog with that codec."""
+
+    async def replayed(event: Any) -> None:  # a changelog record read back into the table
+        ctx.stats.replayed[name] = ctx.stats.replayed.get(name, 0) + 1
+
+    return state_table(
+        app,
+        name,
+        codec=CODEC,
+        partitions=ctx.settings.kafka.partitions,
+        on_changelog_event=replayed,
+    )

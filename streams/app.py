@@ -33,6 +33,7 @@ from streams.scored_job import Emitter, register_scored
 from streams.sink import Sink, dead_letter
 from streams.spool import Spool
 from streams.status_scoring import StatusScorer
+from streams.tables import check_codecs
 from streams.transport import Transport
 from streams.views import EvidenceView, RainView
 
@@ -61,6 +62,11 @@ class WorkerStats:
     sink_ms: LatencyWindow = field(default_factory=LatencyWindow)
     partitions: str = ""  # the topic partitions assigned to this worker
     table_rows: dict[str, int] = field(default_factory=dict)
+    # seconds from start-up until Faust had recovered every table from its changelog
+    # (None until then), and changelog records each table read back (recovery, standby)
+    recovered_s: float | None = None
+    recovering: bool = False
+    replayed: dict[str, int] = field(default_factory=dict)
 
     def points(self, instance: str, time_ms: int, lag: int | None) -> list[Point]:
         fields: dict[str, FieldValue] = {
@@ -81,6 +87,11 @@ class WorkerStats:
             fields["partitions"] = self.partitions
         for name, rows in sorted(self.table_rows.items()):
             fields[f"rows_{name.replace('-', '_')}"] = rows
+        if self.recovered_s is not None:
+            fields["recovered_s"] = self.recovered_s
+        fields["recovering"] = int(self.recovering)
+        for name, count in sorted(self.replayed.items()):
+            fields[f"replayed_{name.replace('-', '_')}"] = count
         for name, value in self.sink_ms.percentiles().items():
             fields[f"sink_ms_{name}"] = value
         return [Point("pipeline", {"stage": "streams", "instance": instance}, fields, time_ms)]
@@ -96,6 +107,17 @@ def register_metrics(app: faust.App, ctx: JobContext, every_s: float = 2.0) -> N
     ]
 
     lag: list[int | None] = [None]
+    started = time.monotonic()
+
+    @app.task
+    async def tables_recovered() -> None:
+        # Faust starts app tasks and timers only once every table has been recovered
+        # from its changelog: a worker that never gets here never reports at all
+        ctx.stats.recovered_s = round(time.monotonic() - started, 2)
+        log.warning(
+            "tables recovered seconds=%.2f replayed=%s", ctx.stats.recovered_s, ctx.stats.replayed
+        )
+        await export()
 
     @app.timer(3.0)
     async def measure_lag() -> None:
@@ -123,6 +145,7 @@ def register_metrics(app: faust.App, ctx: JobContext, every_s: float = 2.0) -> N
             assigned = app.consumer.assignment()
             ctx.stats.partitions = ",".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
             ctx.stats.table_rows = {name: len(table) for name, table in app.tables.items()}
+            ctx.stats.recovering = bool(app.in_recovery)  # a rebalance's recovery
         except Exception as exc:  # sizes are best effort: the counters still go out
             log.warning("table sizes unavailable error=%r", exc)
 
@@ -271,5 +294,6 @@ def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
     register_scored(app, ctx, "status", StatusScorer(ctx.registry).score)
     ticketing_job.register(app, ctx)
     register_metrics(app, ctx)
+    check_codecs(app)
     app.gw_context = ctx  # type: ignore[attr-defined]
     return app

@@ -1,4 +1,15 @@
-"""Local RocksDB tables that are ahead of their changelog are dropped before start-up.
+"""The stream jobs' tables: one codec from store to changelog and back; local RocksDB
+tables that are ahead of their changelog are dropped before start-up.
+
+``state_table`` makes a Faust table whose values go through one codec (MessagePack
+state documents: ``streams.codec``) everywhere: in its local store, in the changelog
+records it writes, and in the changelog topic that recovery reads them back with. A
+``faust.Table`` takes its value codec from ``value_type`` only and makes its changelog
+topic as it is registered with the app (``TableManager.add``), so setting the table's
+``value_serializer`` afterwards left that topic on JSON: the worker wrote MessagePack,
+and on every start that had to read the changelog, recovery failed record after record
+(``Error in recovery 'utf-8' codec can't decode byte 0x87``) and never ended.
+``check_codecs`` refuses to start a worker whose tables disagree with their changelogs.
 
 A worker's RocksDB store remembers, per table partition, the last changelog offset it
 applied. If the broker lost its log (a wiped or rebuilt
@@ -12,10 +23,14 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from gridwatch.errors import GridWatchError
 from gridwatch.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -24,22 +39,76 @@ OFFSET_KEY = b"__faust\0offset__"  # where Faust's RocksDB store keeps the appli
 _DB = re.compile(r"^(?P<table>.+)-(?P<partition>\d+)\.db$")
 
 
+class StateTable(faust.Table):
+    """A table whose values use the codec ``value_serializer`` (a name registered in
+    ``faust.serializers.codecs``), set before the app registers the table and so before
+    its store and changelog topic exist; kept by ``clone``."""
+
+    def __init__(self, app: faust.App, *, value_serializer: str, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.value_serializer = value_serializer
+
+    def info(self) -> Mapping[str, Any]:
+        return {**super().info(), "value_serializer": self.value_serializer}
+
+
+def state_table(
+    app: faust.App,
+    name: str,
+    *,
+    codec: str,
+    partitions: int,
+    on_changelog_event: Callable[[Any], Awaitable[None]] | None = None,
+) -> StateTable:
+    """Register table ``name`` (default None) whose values go through ``codec``."""
+    table = StateTable(
+        app,
+        name=name,
+        default=None,
+        partitions=partitions,
+        value_serializer=codec,
+        on_changelog_event=on_changelog_event,
+        beacon=app.tables.beacon,
+    )
+    app.tables.add(table)
+    return table
+
+
+def check_codecs(app: faust.App) -> None:
+    """Every table's changelog topic decodes with the codec the table writes (and its
+    store, made later from the table's codec, uses)."""
+    for name, table in app.tables.items():
+        written, read = table.value_serializer, table.changelog_topic.value_serializer
+        if written != read:
+            raise GridWatchError(
+                f"table {name!r} writes its changelog with codec {written!r} but would"
+                f" recover it with {read!r}"
+            )
+
+
+def table_dbs(datadir: Path) -> list[tuple[str, int, Path]]:
+    """(table, partition, db directory) of every table partition stored in ``datadir``."""
+    found = []
+    for path in sorted((datadir / "v1" / "tables").glob("*.db")):
+        m = _DB.match(path.name)
+        if m is not None:
+            found.append((m["table"], int(m["partition"]), path))
+    return found
+
+
 def persisted_offsets(datadir: Path) -> dict[tuple[str, int], tuple[Path, int]]:
     """(table, partition) → (db directory, last applied changelog offset)."""
     from rocksdict import AccessType, Rdict
 
     out: dict[tuple[str, int], tuple[Path, int]] = {}
-    for path in sorted((datadir / "v1" / "tables").glob("*.db")):
-        m = _DB.match(path.name)
-        if m is None:
-            continue
+    for table, partition, path in table_dbs(datadir):
         db = Rdict(str(path), access_type=AccessType.read_only())
         try:
             raw = db.get(OFFSET_KEY)
         finally:
             db.close()
         if raw is not None:
-            out[(m["table"], int(m["partition"]))] = (path, int(raw))
+            out[(table, partition)] = (path, int(raw))
     return out
 
 

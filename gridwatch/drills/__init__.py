@@ -70,7 +70,7 @@ def drill(name: str, summary: str) -> Callable[[DrillFn], DrillFn]:
 
 def registry() -> dict[str, Drill]:
     """Every drill, in the order they run for ``all`` (modules imported on first use)."""
-    from gridwatch.drills import pipeline, failover, tickets, abuse  # noqa: F401, I001  (they register, in this order)
+    from gridwatch.drills import pipeline, recovery, failover, tickets, abuse  # noqa: F401, I001  (they register, in this order)
 
     return REGISTRY
 

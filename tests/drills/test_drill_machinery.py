@@ -16,6 +16,7 @@ from gridwatch.drills.proxy import DelayProxy
 REQUIRED = {
     "bridge-kill",
     "worker-kill",
+    "worker-restart",
     "tickets-api-kill",
     "relay-kill",
     "mosquitto-restart",
