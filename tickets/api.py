@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +24,7 @@ from shapely.geometry import mapping
 
 from gridwatch.contracts import Alert, Category, Complaint, Severity, TicketState
 from tickets import queries
-from tickets.api_errors import errors, install_handlers
+from tickets.api_errors import errors, install_handlers, refuse_repeated_query
 from tickets.auth import Admin, Operator, Viewer
 from tickets.errors import TicketError, TicketNotFound
 from tickets.middleware import LimitBody, SecurityHeaders
@@ -86,6 +86,7 @@ def create_app(service: TicketService, *, sweep_every_s: float | None = None) ->
         version="1",
         description="Proactive tickets: lifecycle, SLA, complaints, Open311, KPIs.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_repeated_query)],
     )
     app.state.service = service
     app.state.config = service.config
@@ -122,7 +123,7 @@ async def _sweeper(service: TicketService, every_s: float) -> None:
 def _api_router(service: TicketService) -> APIRouter:
     r = APIRouter()
     cfg = service.config
-    action_errors = errors(401, 403, 404, 409, 413, 422, 503)
+    action_errors = errors(400, 401, 403, 404, 409, 413, 422, 503)
 
     def detail_or_404(ticket_id: str) -> dict[str, Any]:
         with service.read_session() as s:
@@ -229,7 +230,7 @@ def _api_router(service: TicketService) -> APIRouter:
         out = service.raise_alert(alert)
         return {**out.__dict__, "duplicate": out.duplicate}
 
-    @r.post("/complaints", tags=["intake"], responses=errors(401, 403, 413, 422, 503))
+    @r.post("/complaints", tags=["intake"], responses=errors(400, 401, 403, 413, 422, 503))
     def file_complaint(complaint: ComplaintIn, _: Operator) -> dict[str, Any]:
         return dict(service.file_complaint(complaint).__dict__)
 

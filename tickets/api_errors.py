@@ -8,7 +8,9 @@ declared with ``errors(...)`` so that the OpenAPI document tells the truth.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -110,3 +112,38 @@ def install_handlers(app: FastAPI) -> None:
         return error_body(
             path(request), exc.status_code, slug, str(exc.detail), headers=exc.headers
         )
+
+
+def _takes_many(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin in (Union, UnionType, Annotated):
+        return any(_takes_many(a) for a in get_args(annotation))
+    return False
+
+
+def _list_params(dependant: Any) -> Iterator[str]:
+    """The query parameters of a route (and its dependencies) that take a list."""
+    for f in dependant.query_params:
+        if _takes_many(f.field_info.annotation):
+            yield f.alias
+    for sub in dependant.dependencies:
+        yield from _list_params(sub)
+
+
+async def refuse_repeated_query(request: Request) -> None:
+    """A query parameter given twice is refused unless the route takes a list of it
+    (FastAPI would silently keep the last value)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    many = set(_list_params(dependant))
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen and key not in many:
+            raise RequestValidationError(
+                [{"loc": ("query", key), "msg": "given more than once", "type": "value_error"}]
+            )
+        seen.add(key)

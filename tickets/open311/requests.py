@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from sqlalchemy import Select, exists, false, select
 from sqlalchemy.orm import Session
 
@@ -34,16 +34,22 @@ CODES = "|".join(catalogue.SERVICES)
 UNPLACED_NOTICE = "位置待确认 not yet placed on the map: an operator will locate it"
 
 
+NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": r"\S"}
+LAT: dict[str, Any] = {"type": "number", "minimum": -90, "maximum": 90}
+LONG: dict[str, Any] = {"type": "number", "minimum": -180, "maximum": 180}
+
+
 class RequestIn(BaseModel):
     """The form of ``POST requests.{fmt}`` (``attribute[code]`` fields come beside it)."""
 
     model_config = ConfigDict(
         extra="ignore",
+        # where: a point, or an address that is not blank (a lone lat or long is ignored)
         json_schema_extra={
             "anyOf": [
                 {"required": ["lat", "long"]},
-                {"required": ["address_string"]},
-                {"required": ["address_id"]},
+                {"required": ["address_string"], "properties": {"address_string": NOT_BLANK}},
+                {"required": ["address_id"], "properties": {"address_id": NOT_BLANK}},
             ]
         },
     )
@@ -51,8 +57,9 @@ class RequestIn(BaseModel):
     service_code: str = Field(pattern=f"^({CODES})$")
     api_key: str | None = Field(None, max_length=256)
     jurisdiction_id: str | None = Field(None, max_length=100)
-    lat: float | None = Field(None, ge=-90, le=90)
-    long: float | None = Field(None, ge=-180, le=180)
+    # optional but never null: a form has no null ("long=null" is not a number)
+    lat: Annotated[float | None, WithJsonSchema(LAT)] = Field(None, ge=-90, le=90)
+    long: Annotated[float | None, WithJsonSchema(LONG)] = Field(None, ge=-180, le=180)
     address_string: str = Field("", max_length=500)
     address_id: str = Field("", max_length=100)
     zipcode: str = Field("", max_length=20)
@@ -67,9 +74,8 @@ class RequestIn(BaseModel):
 
     @model_validator(mode="after")
     def _located(self) -> RequestIn:
-        if (self.lat is None) != (self.long is None):
-            raise ValueError("lat and long come together")
-        if self.lat is None and not self.address_string.strip() and not self.address_id.strip():
+        point = self.lat is not None and self.long is not None
+        if not point and not self.address_string.strip() and not self.address_id.strip():
             raise ValueError("a request needs lat and long, address_string or address_id")
         return self
 
@@ -83,7 +89,7 @@ def file_request(
     rid = f"o311-{uuid4().hex[:16]}"
     lon, lat, located_by = form.long, form.lat, "point"
     address_id = form.address_id.strip()
-    if lat is None or lon is None:
+    if lat is None or lon is None:  # no point (a lone coordinate places nothing)
         place = geocode(svc.registry, form.address_string, address_id)
         lon, lat = (place.lon, place.lat) if place else (None, None)
         located_by = place.how if place else "none"

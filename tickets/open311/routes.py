@@ -44,6 +44,7 @@ from tickets.times import EndDate, StartDate
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = datetime(2026, 12, 7, tzinfo=UTC)  # when this endpoint's surface last changed
+IDS = r"^[\x21-\x2b\x2d-\x7e]+(,[\x21-\x2b\x2d-\x7e]+)*$"  # printable ASCII, commas between
 _ATTRIBUTE = re.compile(r"attribute\[([^\]]{1,64})\](\[\])?")
 
 Jurisdiction = Annotated[str | None, Query(max_length=100, description="accepted, ignored")]
@@ -125,7 +126,8 @@ def _add_routes(router: APIRouter, fmt: Format) -> None:
         service_request_id: Annotated[
             str | None,
             Query(
-                max_length=20_000,
+                max_length=4000,
+                pattern=IDS,
                 description=f"comma-separated ids (at most {MAX_IDS}); other filters are "
                 "then ignored",
             ),

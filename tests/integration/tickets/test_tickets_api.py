@@ -238,6 +238,12 @@ def test_sse_stream_delivers_new_ticket_events(live_url: str, api_service: Ticke
         ("/api/v1/queue", {"group": "street"}, 422),
         ("/api/v1/storms", {"since": "2026-07-01T08:00:00"}, 422),
         ("/api/v1/storms", {"limit": 501}, 422),
+        ("/api/v1/kpis", {"until": "-1722"}, 422),  # negative epoch
+        ("/api/v1/kpis", {"until": "1722.5"}, 422),  # fractional epoch
+        ("/api/v1/tickets", {"since": "5000000000"}, 422),  # epoch seconds after 2100
+        ("/api/v1/tickets", {"limit": 501}, 422),  # the declared max_page
+        ("/api/v1/near-misses", {"grid_id": ["a", "b"]}, 422),  # a scalar given twice
+        ("/open311/v2/requests.json", {"status": ["open", "closed"]}, 400),
     ],
 )
 def test_bad_queries_are_clear_4xx(
@@ -251,6 +257,17 @@ def test_bad_queries_are_clear_4xx(
         assert body[0]["description"]
     else:
         assert body["error"] == "invalid"
+
+
+def test_lists_and_sane_epochs_are_taken(client: httpx.Client) -> None:
+    r = client.get(
+        "/api/v1/tickets",
+        params={"state": ["open", "acknowledged"], "since": "1782892800"},
+        headers=auth("viewer"),
+    )
+    assert r.status_code == 200, r.text
+    r = client.get("/api/v1/kpis", params={"until": "1782892800000"}, headers=auth("viewer"))
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("q", ["\\", "%", "_", "'; drop table tickets; --", "积水"])
