@@ -28,7 +28,7 @@ from tickets.rules import TERMINAL_STATES
 from tickets.service import TicketService
 
 MAX_RESULTS = 1000
-MAX_IDS = 200
+MAX_IDS = 100
 DEFAULT_WINDOW = timedelta(days=90)
 CODES = "|".join(catalogue.SERVICES)
 UNPLACED_NOTICE = "位置待确认 not yet placed on the map: an operator will locate it"

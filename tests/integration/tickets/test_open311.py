@@ -244,10 +244,10 @@ def test_listing_ids_dates_and_window(
     clock.advance(days=89)  # 91 days after the first: outside the default window
     assert ids() == [second]
     assert ids(start_date="2026-06-01") == [second, first]
-    many = ",".join(f"id-{i}" for i in range(201))
+    many = ",".join(f"id-{i}" for i in range(101))
     r = http.get("/requests.xml", params={"service_request_id": many})
     assert r.status_code == 400
-    assert xml_errors(r)[0]["description"].startswith("at most 200")
+    assert xml_errors(r)[0]["description"].startswith("at most 100")
 
 
 @pytest.mark.parametrize(
