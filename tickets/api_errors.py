@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -86,6 +87,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownLocation)
     async def unknown(request: Request, exc: UnknownLocation) -> Response:
         return error_body(path(request), 422, "unknown_location", str(exc))
+
+    @app.exception_handler(OperationalError)
+    async def database(request: Request, exc: OperationalError) -> Response:
+        # a read that found the database gone (writes retry, then raise StoreError)
+        return error_body(path(request), 503, "store_unavailable", type(exc.orig).__name__)
 
     @app.exception_handler(StoreError)
     async def store(request: Request, exc: StoreError) -> Response:

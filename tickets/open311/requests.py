@@ -139,8 +139,7 @@ def file_request(
             )
             return RequestCreated(service_request_id=rid, service_notice=notice, account_id=account)
         located_by = "none"
-    with svc.session.begin() as s:
-        s.add(row(located_by))
+    svc.write(lambda s: s.add(row(located_by)))  # a fresh row for every attempt
     return RequestCreated(
         service_request_id=rid, service_notice=UNPLACED_NOTICE, account_id=account
     )

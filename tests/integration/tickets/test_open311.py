@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,11 +21,15 @@ import xmltodict
 from georeport import GeoReport
 
 from gridwatch.registry import Registry
+from gridwatch.stack import free_port
+from tickets.api import create_app
+from tickets.config import TicketsConfig
+from tickets.db import make_engine
 from tickets.models import Open311Request
 from tickets.open311.catalogue import SERVICES
 from tickets.service import TicketService
 
-from .tickets_testlib import OPEN311_KEY, T0, Clock, make_alert
+from .tickets_testlib import OPEN311_KEY, T0, TOKENS, Clock, api_config, live_server, make_alert
 
 pytestmark = pytest.mark.integration
 
@@ -304,3 +309,20 @@ def test_too_large_body_is_an_open311_error(http: httpx.Client) -> None:
     )
     assert r.status_code == 413
     assert xml_errors(r)[0]["code"] == "413"
+
+
+def test_store_down_is_a_503_in_the_asked_format(registry: Registry, tmp_path: Path) -> None:
+    """A database that cannot be reached: reads and filings answer 503, never 500."""
+    url = f"postgresql+psycopg://gw:gw@127.0.0.1:{free_port()}/nowhere?connect_timeout=2"
+    cfg = api_config(TicketsConfig(db_url=url, var_dir=tmp_path))
+    down = TicketService(make_engine(url), cfg, registry)
+    with live_server(create_app(down)) as live, httpx.Client(base_url=live, timeout=60) as c:
+        r = c.get("/open311/v2/requests.xml")
+        assert r.status_code == 503
+        assert xml_errors(r)[0]["code"] == "503"
+        data = {"api_key": OPEN311_KEY, "service_code": "crowding", "address_string": "?"}
+        r = c.post("/open311/v2/requests.json", data=data)
+        assert r.status_code == 503
+        assert r.json()[0]["code"] == 503
+        r = c.get("/api/v1/kpis", headers={"Authorization": f"Bearer {TOKENS['viewer']}"})
+        assert (r.status_code, r.json()["error"]) == (503, "store_unavailable")
