@@ -27,7 +27,7 @@ from gridwatch.drills.harness import (
     wait_forwarded,
 )
 from gridwatch.influx import query, rows
-from gridwatch.kafka import all_topics, consumer_lag
+from gridwatch.kafka import all_topics, consumer_lag, partitions_of
 from gridwatch.procs import Child, wait_until
 from gridwatch.settings import Settings
 from streams.tables import OFFSET_KEY, table_dbs
@@ -115,7 +115,7 @@ def table_snapshot(settings: Settings) -> dict[str, dict[bytes, bytes]]:
 
 async def changelog_records(settings: Settings) -> dict[str, int]:
     """Records in each table's changelog (end offsets summed over partitions), by table."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     k = settings.kafka
     prefix, suffix = f"{k.streams_group}-", "-changelog"
@@ -125,7 +125,7 @@ async def changelog_records(settings: Settings) -> dict[str, int]:
         topics = [t for t in await consumer.topics() if t.startswith(prefix) and t.endswith(suffix)]
         found: dict[str, int] = {}
         for topic in sorted(topics):
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            parts = await partitions_of(consumer, topic)
             ends = await consumer.end_offsets(parts) if parts else {}
             found[topic.removeprefix(prefix).removesuffix(suffix)] = sum(ends.values())
         return found

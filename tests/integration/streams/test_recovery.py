@@ -30,7 +30,7 @@ from gridwatch.drills.recovery import (
     table_snapshot,
     wait_recovered,
 )
-from gridwatch.kafka import ensure_topics, partition_for, readings_topic
+from gridwatch.kafka import ensure_topics, partition_for, partitions_of, readings_topic
 from gridwatch.procs import Child, wait_until
 from gridwatch.registry import Registry
 from gridwatch.settings import Settings
@@ -135,7 +135,7 @@ async def changelog_contents(
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        parts = await partitions_of(consumer, topic)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
