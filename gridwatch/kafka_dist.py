@@ -73,8 +73,12 @@ class Cluster:
 
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars), as
-    ``kafka-storage.sh random-uuid`` prints."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    ``kafka-storage.sh random-uuid`` prints; like Kafka's ``Uuid.randomUuid`` never with a
+    leading "-" (the storage tool would read it as an option)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def planned_brokers(settings: Settings) -> tuple[Broker, ...]:
