@@ -1,0 +1,160 @@
+"""When two readings are the same point, and when they say the same thing.
+
+InfluxDB stores a reading as one point per series (measurement = kind, tags = device,
+grid, district) and event time in ms; a second write of that point overwrites the
+first (DESIGN.md, InfluxDB). So a reading's *identity* is its device and its event time
+truncated to the ms, exactly as ``streams/influx_sink.py`` computes the point time
+(``point_ms``; a unit test holds the two together). A reading whose event time was
+derived from the arrival time (a SenML pack with relative times) has no stable identity
+of its own; it is identified by its ``seq`` if it has one, else not at all.
+
+A reading's *content* is its measured values: the kind's contract fields, nothing else.
+``seq``, ``qc`` (derived from the values), ``received_at``, ``origin`` and the raw bytes
+are not content, so a JSON message and a SenML pack carrying the same values at the same
+time are the same reading (a duplicate), while a different ``level_cm`` at the same time
+is a conflict. Content is packed into a few bytes per reading so the guards can keep it
+in a fixed-size ring (``ingest.guards``):
+
+* floats are rounded to 9 decimal places in the contract unit (absorbs unit-conversion
+  error such as 0.032 m × 100 = 3.2000000000000006 cm, far below any sensor's
+  resolution) and ``-0.0`` is ``0.0``; an absent optional field is NaN (the contracts
+  forbid NaN, so it cannot collide with a value);
+* whole numbers are packed as they are; absent is -1 (all our counts are >= 0);
+* text and maps (``status``, ``firmware``, ``by_operator``) are packed as their hash:
+  a conflict names them as differing but cannot show their earlier value.
+
+An optional field present in one reading and absent in the other is a difference: two
+sources that disagree about what was measured at one instant are reported, not merged.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from gridwatch.contracts import (
+    CAMERA_CLASSES,
+    BikeReading,
+    CameraReading,
+    RainReading,
+    ReadingBase,
+    StatusReading,
+    WaterReading,
+)
+
+_NAN = math.nan
+_ABSENT = -1
+
+
+def point_ms(reading: ReadingBase) -> int:
+    """The reading's InfluxDB point time (must equal ``streams.influx_sink._ms``)."""
+    return int(reading.ts.timestamp() * 1000)
+
+
+def identity(seq: int | None, ms: int | None) -> int | None:
+    """Identity key of a reading: its point time if absolute, else its seq, else None.
+
+    ``ms`` None means the event time was derived from the arrival time. Keys never equal
+    -1 (CPython's ``hash`` never returns it), which ``ingest.guards`` uses as empty.
+    """
+    if ms is not None:
+        return hash((ms, None))
+    if seq is not None:
+        return hash(("seq", seq))
+    return None
+
+
+def _f(value: float | None) -> float:
+    return _NAN if value is None else round(value, 9) + 0.0
+
+
+def _i(value: int | None) -> int:
+    return _ABSENT if value is None else value
+
+
+# kind → (field names, struct format); "d" float, "q" whole number, "h" hashed value
+LAYOUTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "water": (("level_cm", "battery_v", "rssi_dbm"), "ddd"),
+    "rain": (("rain_mm", "intensity_mm_h"), "dd"),
+    "bike": (("bikes", "capacity", "by_operator"), "qqh"),
+    "camera": ((*CAMERA_CLASSES, "water_cover", "status"), "q" * len(CAMERA_CLASSES) + "dh"),
+    "status": (("battery_v", "uptime_s", "firmware"), "dqh"),
+}
+_STRUCTS = {kind: struct.Struct("<" + fmt.replace("h", "q")) for kind, (_, fmt) in LAYOUTS.items()}
+
+
+def _water(r: Any) -> bytes:
+    w: WaterReading = r
+    return _STRUCTS["water"].pack(_f(w.level_cm), _f(w.battery_v), _f(w.rssi_dbm))
+
+
+def _rain(r: Any) -> bytes:
+    w: RainReading = r
+    return _STRUCTS["rain"].pack(_f(w.rain_mm), _f(w.intensity_mm_h))
+
+
+def _bike(r: Any) -> bytes:
+    b: BikeReading = r
+    ops = hash(frozenset(b.by_operator.items())) if b.by_operator else 0
+    return _STRUCTS["bike"].pack(b.bikes, b.capacity, ops)
+
+
+def _camera(r: Any) -> bytes:
+    c: CameraReading = r
+    n = c.counts
+    return _STRUCTS["camera"].pack(
+        n.person,
+        n.vehicle,
+        n.bike,
+        n.vendor,
+        n.garbage,
+        n.road_occupation,
+        _f(c.water_cover),
+        hash(c.status),
+    )
+
+
+def _status(r: Any) -> bytes:
+    s: StatusReading = r
+    return _STRUCTS["status"].pack(_f(s.battery_v), _i(s.uptime_s), hash(s.firmware))
+
+
+_PACKERS: dict[str, Callable[[Any], bytes]] = {
+    "water": _water,
+    "rain": _rain,
+    "bike": _bike,
+    "camera": _camera,
+    "status": _status,
+}
+
+
+def content(reading: ReadingBase) -> bytes:
+    """The reading's measured values, packed (8 bytes per field of its kind)."""
+    return _PACKERS[reading.kind](reading)
+
+
+def content_size(kind: str) -> int:
+    return _STRUCTS[kind].size
+
+
+def _show(code: str, value: float | int) -> str:
+    if code == "d":
+        return "absent" if math.isnan(value) else f"{value:g}"
+    return "absent" if value == _ABSENT else str(value)
+
+
+def describe_conflict(kind: str, new: bytes, earlier: bytes) -> str:
+    """``level_cm 3.5 (earlier 3.2)``: every field whose packed value differs."""
+    names, fmt = LAYOUTS[kind]
+    unpack = _STRUCTS[kind].unpack
+    parts = []
+    for name, code, a, b in zip(names, fmt, unpack(new), unpack(earlier), strict=True):
+        if a == b or (code == "d" and math.isnan(a) and math.isnan(b)):
+            continue
+        if code == "h":
+            parts.append(f"{name} differs (earlier value not kept)")
+        else:
+            parts.append(f"{name} {_show(code, a)} (earlier {_show(code, b)})")
+    return ", ".join(parts) or "values differ"
