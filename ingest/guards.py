@@ -1,7 +1,7 @@
 """Per-device guards: duplicate suppression and a token-bucket rate limit.
 
 State is bounded: at most ``max_devices`` devices are remembered (least recently seen
-evicted first) and each remembers at most ``window`` recent duplicate keys. The clock is
+evicted first) and each remembers at most its ``window`` most recent readings. The clock is
 injected: every call passes the message's ``received_at``; nothing here reads the time.
 
 Rate. One token per message, taken before the payload is parsed (junk floods cost no
