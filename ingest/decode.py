@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -65,7 +66,7 @@ from ingest.guards import (
     DeviceGuards,
     GuardStats,
 )
-from ingest.identity import content, content_size, describe_conflict, identity, point_ms
+from ingest.identity import content, content_size, describe_conflict, identity, point_ms, same
 from ingest.native import Draft, object_draft
 from ingest.onvif import is_onvif, onvif_drafts
 from ingest.quality import qc_flag
@@ -75,6 +76,7 @@ from ingest.timestamps import TimeWindow, from_ms, to_ms
 MAX_PAYLOAD_BYTES = strictjson.MAX_PAYLOAD_BYTES
 # Content of readings identified by seq alone: never compared (see ingest.guards).
 _NO_CONTENT = {kind: bytes(content_size(kind)) for kind in KINDS}
+_SAME = {kind: partial(same, kind) for kind in KINDS}
 
 
 class Decoded(NamedTuple):
@@ -293,17 +295,18 @@ class Decoder:
     ) -> tuple[list[ReadingBase], ContractError | None]:
         fresh: list[ReadingBase] = []
         conflicts: list[str] = []
-        check = self.guards.check
+        check, same_values = self.guards.check, _SAME[kind]
         for reading, is_absolute in zip(readings, absolute, strict=True):
             if is_absolute:
                 packed = content(reading)
-                earlier = check(device_id, identity(reading.seq, point_ms(reading)), packed)
+                key = identity(reading.seq, point_ms(reading))
+                earlier = check(device_id, key, packed, same_values)
             else:
                 packed = _NO_CONTENT[kind]
                 earlier = check(device_id, identity(reading.seq, None), packed)
             if earlier is None:
                 fresh.append(reading)
-            elif earlier != packed:
+            elif earlier:  # b"" is a duplicate: dropped
                 conflicts.append(
                     f"{reading.ts.isoformat()}: {describe_conflict(kind, packed, earlier)}"
                 )

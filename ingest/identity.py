@@ -15,10 +15,12 @@ time are the same reading (a duplicate), while a different ``level_cm`` at the s
 is a conflict. Content is packed into a few bytes per reading so the guards can keep it
 in a fixed-size ring (``ingest.guards``):
 
-* floats are rounded to 9 decimal places in the contract unit (absorbs unit-conversion
-  error such as 0.032 m × 100 = 3.2000000000000006 cm, far below any sensor's
-  resolution) and ``-0.0`` is ``0.0``; an absent optional field is NaN (the contracts
-  forbid NaN, so it cannot collide with a value);
+* floats are packed as they are (``-0.0`` as ``0.0``); an absent optional field is NaN
+  (the contracts forbid NaN, so it cannot collide with a value). Two contents are the
+  same when their bytes are, or else (``same``, off the hot path: only for a point seen
+  before) when every float agrees within 1e-9, relative or absolute, in the contract
+  unit: unit-conversion error such as 0.032 m × 100 = 3.2000000000000006 cm is no
+  difference, and no sensor resolves anything finer;
 * whole numbers are packed as they are; absent is -1 (all our counts are >= 0);
 * text and maps (``status``, ``firmware``, ``by_operator``) are packed as their hash:
   a conflict names them as differing but cannot show their earlier value.
@@ -66,12 +68,7 @@ def identity(seq: int | None, ms: int | None) -> int | None:
     return None
 
 
-def _f(value: float | None) -> float:
-    return _NAN if value is None else round(value, 9) + 0.0
-
-
-def _i(value: int | None) -> int:
-    return _ABSENT if value is None else value
+TOLERANCE = 1e-9
 
 
 # kind → (field names, struct format); "d" float, "q" whole number, "h" hashed value
@@ -85,14 +82,21 @@ LAYOUTS: dict[str, tuple[tuple[str, ...], str]] = {
 _STRUCTS = {kind: struct.Struct("<" + fmt.replace("h", "q")) for kind, (_, fmt) in LAYOUTS.items()}
 
 
+# The packers run once per reading: no helper calls, no rounding (see ``same``).
+
+
 def _water(r: Any) -> bytes:
     w: WaterReading = r
-    return _STRUCTS["water"].pack(_f(w.level_cm), _f(w.battery_v), _f(w.rssi_dbm))
+    b, s = w.battery_v, w.rssi_dbm
+    return _STRUCTS["water"].pack(
+        w.level_cm + 0.0, _NAN if b is None else b + 0.0, _NAN if s is None else s + 0.0
+    )
 
 
 def _rain(r: Any) -> bytes:
     w: RainReading = r
-    return _STRUCTS["rain"].pack(_f(w.rain_mm), _f(w.intensity_mm_h))
+    a, i = w.rain_mm, w.intensity_mm_h
+    return _STRUCTS["rain"].pack(_NAN if a is None else a + 0.0, _NAN if i is None else i + 0.0)
 
 
 def _bike(r: Any) -> bytes:
@@ -111,14 +115,17 @@ def _camera(r: Any) -> bytes:
         n.vendor,
         n.garbage,
         n.road_occupation,
-        _f(c.water_cover),
+        _NAN if c.water_cover is None else c.water_cover + 0.0,
         hash(c.status),
     )
 
 
 def _status(r: Any) -> bytes:
     s: StatusReading = r
-    return _STRUCTS["status"].pack(_f(s.battery_v), _i(s.uptime_s), hash(s.firmware))
+    b, u = s.battery_v, s.uptime_s
+    return _STRUCTS["status"].pack(
+        _NAN if b is None else b + 0.0, _ABSENT if u is None else u, hash(s.firmware)
+    )
 
 
 _PACKERS: dict[str, Callable[[Any], bytes]] = {
@@ -139,6 +146,25 @@ def content_size(kind: str) -> int:
     return _STRUCTS[kind].size
 
 
+def _same_field(code: str, a: float | int, b: float | int) -> bool:
+    if a == b:
+        return True
+    if code != "d":
+        return False
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+
+
+def same(kind: str, a: bytes, b: bytes) -> bool:
+    """Whether two packed contents of ``kind`` say the same (floats within 1e-9)."""
+    if a == b:
+        return True
+    _, fmt = LAYOUTS[kind]
+    unpack = _STRUCTS[kind].unpack
+    return all(_same_field(*f) for f in zip(fmt, unpack(a), unpack(b), strict=True))
+
+
 def _show(code: str, value: float | int) -> str:
     if code == "d":
         return "absent" if math.isnan(value) else f"{value:g}"
@@ -151,7 +177,7 @@ def describe_conflict(kind: str, new: bytes, earlier: bytes) -> str:
     unpack = _STRUCTS[kind].unpack
     parts = []
     for name, code, a, b in zip(names, fmt, unpack(new), unpack(earlier), strict=True):
-        if a == b or (code == "d" and math.isnan(a) and math.isnan(b)):
+        if _same_field(code, a, b):
             continue
         if code == "h":
             parts.append(f"{name} differs (earlier value not kept)")

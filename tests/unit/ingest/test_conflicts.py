@@ -19,7 +19,7 @@ from gridwatch.contracts import DeadLetterReason, WaterReading
 from gridwatch.errors import ContractError
 from gridwatch.registry import Registry
 from ingest.decode import Decoder
-from ingest.identity import content, describe_conflict, point_ms
+from ingest.identity import content, describe_conflict, point_ms, same
 from ingest.senml import to_senml
 from streams.influx_sink import _ms as influx_point_ms
 
@@ -219,3 +219,22 @@ def test_content_equal_iff_values_equal_and_conflicts_name_both(a: float, b: flo
         assert describe_conflict("water", packed(a), packed(b)) == (
             f"level_cm {a + 0.0:g} (earlier {b + 0.0:g})"  # -0.0 is 0.0
         )
+
+
+@given(level=st.floats(min_value=-1e6, max_value=1e6, allow_nan=False))
+def test_unit_conversion_error_is_no_difference_but_a_resolution_step_is(level: float) -> None:
+    def packed(value: float) -> bytes:
+        when = NOW - timedelta(minutes=1)
+        return content(
+            WaterReading(
+                device_id="wl-1",
+                ts=when,
+                received_at=when,
+                grid_id="g",
+                district_id="d",
+                level_cm=value,
+            )
+        )
+
+    assert same("water", packed(level), packed(level * (1 + 1e-13)))
+    assert not same("water", packed(level), packed(level + 1e-6 * max(1.0, abs(level))))

@@ -96,9 +96,10 @@ def test_window_is_bounded_per_device() -> None:
     guards = DeviceGuards(window=3)
     for ms in range(5):
         assert guards.check("d", identity(None, ms), C) is None
-    assert guards.check("d", identity(None, 4), C) == C
+    assert guards.check("d", identity(None, 4), C) == b""  # a duplicate
     assert guards.check("d", identity(None, 0), C) is None  # forgotten: outside the window
-    assert len(guards._devices["d"].ring) == 3 * (8 + len(C))
+    state = guards._devices["d"]
+    assert (len(state.ring), len(state.values)) == (3 * 8, 3 * len(C))
     assert guards.stats.duplicates == 1
 
 
@@ -110,20 +111,21 @@ def test_keys_only_match_whole_slots() -> None:
     b_bytes = b.to_bytes(8, "little", signed=True)
     assert guards.check("d", a, b_bytes) is None  # b's bytes now sit in a's content
     assert guards.check("d", b, C) is None  # ...which is not b's identity
-    straddling = int.from_bytes(b"\x0d\x0e\x0f\x10\x00\x00\x00\x00", "little", signed=True)
+    straddling = int.from_bytes(b"\x05\x06\x07\x08\x09\x0a\x0b\x0c", "little", signed=True)
+    assert guards.check("d", straddling, C) is None  # its bytes run across the a|b boundary
     assert guards.check("d", c, C) is None
-    assert guards.check("d", straddling, C) is None  # its bytes run across a slot boundary
-    assert guards.check("d", c, C) == C
+    assert guards.check("d", c, C) == b""
 
 
 def test_same_identity_other_content_is_a_conflict() -> None:
     guards = DeviceGuards()
     one, two = struct.pack("<d", 1.0), struct.pack("<d", 2.0)
     assert guards.check("d", identity(None, 5), one) is None
-    assert guards.check("d", identity(None, 5), one) == one
-    assert guards.check("d", identity(None, 5), two) == one  # the earlier content
+    assert guards.check("d", identity(None, 5), one) == b""  # a duplicate
+    assert guards.check("d", identity(None, 5), two) == one  # a conflict: the earlier content
+    assert guards.check("d", identity(None, 5), two, lambda a, b: True) == b""  # "same"
     assert guards.check("e", identity(None, 5), two) is None  # another device
-    assert (guards.stats.duplicates, guards.stats.conflicts) == (1, 1)
+    assert (guards.stats.duplicates, guards.stats.conflicts) == (2, 1)
 
 
 @pytest.mark.parametrize("window", [1, 64, 4096])
@@ -131,7 +133,7 @@ def test_window_sizes(window: int) -> None:
     guards = DeviceGuards(window=window)
     keys = [identity(s, 1_795_420_800_000 + s) for s in range(window + 1)]
     assert all(guards.check("d", k, C) is None for k in keys)
-    assert guards.check("d", keys[-1], C) == C
+    assert guards.check("d", keys[-1], C) == b""
     assert guards.check("d", keys[0], C) is None  # the oldest fell out of the window
 
 
