@@ -12,9 +12,10 @@ retrying the same cycle and acknowledges nothing; the broker's in-flight window
 
 Retained messages are never ingested. The subscription asks for retain handling 2 (the
 broker sends no retained message at SUBSCRIBE, which the bridge repeats at every
-connect), and a message delivered with the retain flag set anyway (a broker that
-ignores retain handling, or a subscription made by an older bridge) is dead-lettered as
-``retained`` and counted, never decoded. Refused, not deduplicated: a retained copy is
+connect; Mosquitto replays retained messages to shared subscriptions, although MQTT 5
+§4.8.2 says it should not), and a message delivered with the retain flag set anyway (a
+broker that ignores retain handling) is dead-lettered as ``retained`` and counted,
+never decoded. Refused, not deduplicated: a retained copy is
 the broker's replay of a past publish, whose live copy already reached the persistent
 session when it was published; and the duplicate window is in memory, empty after a
 restart, which is exactly when the broker replays. A live publish that carried the

@@ -1,7 +1,7 @@
 """When two readings are the same point, and when they say the same thing.
 
-InfluxDB stores a reading as one point per series (measurement = kind, tags = device,
-grid, district) and event time in ms; a second write of that point overwrites the
+InfluxDB stores a reading as one point per series (measurement = kind; tags = device,
+grid, district, fixed per device) and event time in ms; a second write of that point overwrites the
 first (DESIGN.md, InfluxDB). So a reading's *identity* is its device and its event time
 truncated to the ms, exactly as ``streams/influx_sink.py`` computes the point time
 (``point_ms``; a unit test holds the two together). A reading whose event time was
@@ -22,8 +22,9 @@ in a fixed-size ring (``ingest.guards``):
   unit: unit-conversion error such as 0.032 m × 100 = 3.2000000000000006 cm is no
   difference, and no sensor resolves anything finer;
 * whole numbers are packed as they are; absent is -1 (all our counts are >= 0);
-* text and maps (``status``, ``firmware``, ``by_operator``) are packed as their hash:
-  a conflict names them as differing but cannot show their earlier value.
+* text and maps (``status``, ``firmware``, ``by_operator``) are packed as their 64-bit
+  hash: a conflict names them as differing but cannot show their earlier value (and a
+  hash collision, odds 2**-64, would take two different texts for the same).
 
 An optional field present in one reading and absent in the other is a difference: two
 sources that disagree about what was measured at one instant are reported, not merged.
