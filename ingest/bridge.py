@@ -12,15 +12,15 @@ retrying the same cycle and acknowledges nothing; the broker's in-flight window
 
 Retained messages are never ingested. The subscription asks for retain handling 2 (the
 broker sends no retained message at SUBSCRIBE, which the bridge repeats at every
-connect; Mosquitto replays retained messages to shared subscriptions, although MQTT 5
-§4.8.2 says it should not), and a message delivered with the retain flag set anyway (a
-broker that ignores retain handling) is dead-lettered as ``retained`` and counted,
-never decoded. Refused, not deduplicated: a retained copy is
-the broker's replay of a past publish, whose live copy already reached the persistent
-session when it was published; and the duplicate window is in memory, empty after a
-restart, which is exactly when the broker replays. A live publish that carried the
-retain flag reaches a subscriber with the flag cleared (MQTT 5, retain-as-published 0)
-and is ingested as usual.
+connect; Mosquitto does replay retained messages to a shared subscription at each
+SUBSCRIBE with retain handling 0, as tests/integration/ingest/test_nothing_lost.py
+shows), and a message delivered with the retain flag set anyway (a broker that ignores
+retain handling) is dead-lettered as ``retained`` and counted, never decoded.
+Refused, not deduplicated: a retained copy is the broker's replay of a past publish,
+whose live copy already reached the persistent session when it was published; and the
+duplicate window is in memory, empty after a restart, which is exactly when the broker
+replays. A live publish that carried the retain flag reaches a subscriber with the flag
+cleared (MQTT 5, retain-as-published 0) and is ingested as usual.
 """
 
 from __future__ import annotations
