@@ -9,20 +9,6 @@ every hop). We build the consumer exactly as Faust does and then set the
 wait from ``KafkaSettings.fetch_max_wait_ms`` before the consumer starts (aiokafka
 reads it when ``start()`` creates its fetcher). ``tests/integration`` checks that the
 running fetcher uses our value, so an upgrade that moves the attribute fails loudly.
-
-Faust's consumer also drops every fetched record whose offset lies below the last one it
-delivered for that partition (its "read offset"), to skip what Kafka sends again after a
-seek back. In faust-streaming 0.15.3 that loses records when a worker starts with
-records waiting and tables to recover: the seek to the committed offsets that ends
-recovery races with the fetch loop, which can record a later offset as read after the
-seek, so the record at the committed offset is dropped, never processed, and committed
-past (measured in the worker-restart drill: one record of 17-44 readings lost per
-restart; Faust logged "dropped" records at offset n with read offset n + 1, n being the
-committed offset). Our consumer never drops a record as read: after a seek, what Kafka
-sends again is processed again, which every job absorbs (InfluxDB keeps one point per
-series and time, ``streams.batch_state.fresh`` scores a reading once, alerts are keyed
-by id). Gaps are not tracked either: no topic a worker consumes with acks is compacted
-or transactional.
 """
 
 from __future__ import annotations
@@ -49,22 +35,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class NeverRead(dict[Any, Any]):
-    """Faust's per-partition read offsets, kept but never reported: no record is
-    dropped as already read (see the module's docstring)."""
-
-    def __getitem__(self, tp: Any) -> None:
-        return None
-
-    def __setitem__(self, tp: Any, offset: Any) -> None:
-        return None
-
-
 class Consumer(faust_aiokafka.Consumer):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._read_offset = NeverRead()
-
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -62,25 +62,3 @@ def test_rocksdb_is_the_default_table_store(tmp_path: Path) -> None:
         )
     )
     assert str(memory.conf.store).startswith("memory:")
-
-
-def test_worker_consumer_never_drops_a_record_as_already_read(tmp_path: Path) -> None:
-    """Faust drops a fetched record whose offset lies below the partition's read offset;
-    ours never reports one (streams/transport.py: that guard lost the record at the
-    committed offset when a worker restarted with records waiting)."""
-    from faust.types import TP
-
-    from streams.transport import NeverRead
-
-    generate_city(1, "tiny").write(tmp_path / "city")
-    settings = load_settings(registry_dir=tmp_path / "city", stack={"var_dir": tmp_path})
-    consumer = create_app(settings, store="memory://").consumer
-    read = consumer._read_offset
-    assert isinstance(read, NeverRead)
-    tp = TP("t.readings.water", 0)
-    read[tp] = 11  # what the fetch loop records after delivering offset 11
-    read.update({tp: 10})  # what the seek to the committed offsets records
-    assert read[tp] is None  # so a record at offset 10 is still delivered
-    if tp in read.keys():  # noqa: SIM118 - as faust's aiokafka driver clears one
-        del read[tp]
-    assert read.pop(tp, None) is None
