@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -118,8 +118,12 @@ def rfc3339(epoch_s: float) -> str:
 
 
 def good_body(kind: str, seq: int, t_epoch: float) -> str:
-    """A valid payload of ``kind`` (the simulators' templates)."""
-    ts = rfc3339(t_epoch)
+    """A valid payload of ``kind`` (the simulators' templates), at the second of
+    ``t_epoch`` plus ``seq % 1000`` ms: readings of one device sent within one second
+    are distinct InfluxDB points, as ingest requires (one point, the same values again:
+    a duplicate; other values: a conflict, ``ingest/identity.py``)."""
+    when = datetime.fromtimestamp(int(t_epoch), UTC) + timedelta(milliseconds=seq % 1000)
+    ts = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if kind == "water":
         return TEMPLATES[kind] % (3.61, 4.2, -88.0, seq, ts)
     if kind == "rain":

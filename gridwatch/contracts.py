@@ -103,6 +103,12 @@ class DeadLetterReason(StrEnum):
     NON_FINITE = "non_finite"
     RATE_LIMITED = "rate_limited"
     DUPLICATE = "duplicate"
+    # Same device and event time (to the ms, InfluxDB's point identity) as a reading
+    # ingested earlier, with different values: storing it would overwrite that reading.
+    CONFLICT = "conflict"
+    # An MQTT message the broker replayed from its retained store (retain flag set on
+    # delivery): a copy of a past publish, not a live reading (ingest/bridge.py).
+    RETAINED = "retained"
     PROCESSING = "processing"  # a stream job could not handle a valid-looking record
     SINK_REJECTED = "sink_rejected"  # InfluxDB refused a point for its content (400)
 

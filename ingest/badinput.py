@@ -5,9 +5,10 @@ the attack sweep (``gridwatch.abuse``), which sends every case over MQTT to a ru
 bridge. The cases are built for given device ids and a given arrival time (times in the
 payloads are relative to it), so they hold for a fixed test clock and for the live one.
 
-``rate_limited`` and ``duplicate`` are behaviours of a stream of messages rather than of
-one message (see ``ingest.guards``): the sweep produces them by flooding one device and
-by sending a reading twice.
+``rate_limited``, ``duplicate`` and ``conflict`` are behaviours of a stream of messages
+rather than of one message (see ``ingest.guards``): the sweep produces the first two by
+flooding one device and by sending a reading twice. ``retained`` is a property of the
+delivery (the broker's retain flag), not of the bytes (``ingest.bridge``).
 """
 
 from __future__ import annotations
@@ -147,4 +148,4 @@ def bad_inputs(
 
 
 # Reasons the catalogue cannot show with a single message (see the module docstring).
-STREAM_REASONS = frozenset({R.RATE_LIMITED, R.DUPLICATE})
+STREAM_REASONS = frozenset({R.RATE_LIMITED, R.DUPLICATE, R.CONFLICT, R.RETAINED})

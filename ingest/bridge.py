@@ -9,6 +9,18 @@ broker (MQTT 5, QoS 1, ``manual_ack``), so a crash before that makes the broker
 redeliver it to the persistent session. While Kafka is unreachable the bridge keeps
 retrying the same cycle and acknowledges nothing; the broker's in-flight window
 (receive maximum) then holds further messages back in the broker's queue.
+
+Retained messages are never ingested. The subscription asks for retain handling 2 (the
+broker sends no retained message at SUBSCRIBE, which the bridge repeats at every
+connect; Mosquitto does replay retained messages to a shared subscription at each
+SUBSCRIBE with retain handling 0, as tests/integration/ingest/test_nothing_lost.py
+shows), and a message delivered with the retain flag set anyway (a broker that ignores
+retain handling) is dead-lettered as ``retained`` and counted, never decoded.
+Refused, not deduplicated: a retained copy is the broker's replay of a past publish,
+whose live copy already reached the persistent session when it was published; and the
+duplicate window is in memory, empty after a restart, which is exactly when the broker
+replays. A live publish that carried the retain flag reaches a subscriber with the flag
+cleared (MQTT 5, retain-as-published 0) and is ingested as usual.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from aiokafka.errors import KafkaError
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gridwatch.contracts import (
     DEVICE_ID_RE,
@@ -61,15 +74,24 @@ class Inbound:
     payload: bytes
     received_at: datetime
     arrived_mono: float
+    retain: bool = False  # delivered with the retain flag: a replay, not a live publish
 
 
 class Bridge:
     def __init__(
-        self, settings: Settings, decoder: Decoder, *, client_id: str | None = None
+        self,
+        settings: Settings,
+        decoder: Decoder,
+        *,
+        client_id: str | None = None,
+        retain_handling: int = SubscribeOptions.RETAIN_DO_NOT_SEND,
     ) -> None:
         self.settings = settings
         self.decoder = decoder
         self.client_id = client_id or settings.mqtt.client_id
+        # Always 2 in service; tests pass 0 to make a real broker replay retained
+        # messages and prove the retain-flag refusal behind it.
+        self.retain_handling = retain_handling
         self.metrics = BridgeMetrics(instance=self.client_id)
         self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,7 +106,13 @@ class Bridge:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         inbound = Inbound(
-            msg.mid, msg.qos, msg.topic, bytes(msg.payload), datetime.now(UTC), time.monotonic()
+            msg.mid,
+            msg.qos,
+            msg.topic,
+            bytes(msg.payload),
+            datetime.now(UTC),
+            time.monotonic(),
+            bool(msg.retain),
         )
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._queue.put_nowait, inbound)
@@ -101,7 +129,7 @@ class Bridge:
             log.error("mqtt connect refused reason=%s", rc)
             return
         sub = f"$share/{self.settings.mqtt.share_group}/{self.settings.mqtt.topic_root}/#"
-        client.subscribe(sub, qos=1)
+        client.subscribe(sub, options=SubscribeOptions(qos=1, retainHandling=self.retain_handling))
 
     def _on_subscribe(
         self,
@@ -235,7 +263,9 @@ class Bridge:
         for inbound in batch:
             self.metrics.received += 1
             try:
-                readings = self.decoder.decode(inbound.topic, inbound.payload, inbound.received_at)
+                readings, conflict = self.decoder.decode_message(
+                    inbound.topic, inbound.payload, inbound.received_at, retained=inbound.retain
+                )
             except ContractError as exc:
                 dead.append(self._dead_letter(inbound, exc.reason, exc.detail))
                 continue
@@ -243,6 +273,8 @@ class Bridge:
                 log.exception("decoder failed topic=%s", inbound.topic[:120])
                 dead.append(self._dead_letter(inbound, DeadLetterReason.MALFORMED, repr(exc)))
                 continue
+            if conflict is not None:  # some readings conflict, the others are forwarded
+                dead.append(self._dead_letter(inbound, conflict.reason, conflict.detail))
             for reading in readings:
                 part = partition_for(reading.device_id, k.partitions)
                 buffers[(reading.kind, part)].append(reading)

@@ -6,6 +6,8 @@ rates), whose clock is the ``received_at`` the caller passes in.
 
 Order of checks, cheapest and most trusted first:
 
+0. a message the broker replayed from its retained store (``retained``): not live,
+   whatever it holds (see ``ingest.bridge``);
 1. topic ``{root}/{kind}/{device_id}``: kind known, device id matching the contract
    pattern before it is used anywhere (``topic_mismatch``);
 2. payload size (``too_large``), before any parsing;
@@ -20,7 +22,13 @@ Order of checks, cheapest and most trusted first:
 7. each reading's event time against the arrival time (``future_ts``, ``stale_ts``);
 8. QARTOD gross-range flag (``ingest.quality``) and strict contract validation
    (``schema``);
-9. duplicates (``duplicate`` when every reading of the message was seen before).
+9. duplicates and conflicts against the device's recent readings (``ingest.guards``,
+   ``ingest.identity``): a reading at the same point (device, event time in ms) with the
+   same values is a duplicate and is dropped (``duplicate`` when every reading of the
+   message is one); with other values it is a conflict (``conflict``, naming the earlier
+   values). ``decode_message`` returns the fresh readings of a message together with
+   the conflict of its other readings, so the caller forwards the first and
+   dead-letters the message for the second; ``decode`` returns the readings only.
 
 A ``Decoder`` holds mutable guard state and is not thread-safe: use one per thread (or
 call it from one thread), as the bridge does. Readings come back sorted by event time.
@@ -33,7 +41,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -56,8 +65,8 @@ from ingest.guards import (
     DEFAULT_WINDOW,
     DeviceGuards,
     GuardStats,
-    dedup_key,
 )
+from ingest.identity import content, content_size, describe_conflict, identity, point_ms, same
 from ingest.native import Draft, object_draft
 from ingest.onvif import is_onvif, onvif_drafts
 from ingest.quality import qc_flag
@@ -65,6 +74,17 @@ from ingest.senml import pack_drafts
 from ingest.timestamps import TimeWindow, from_ms, to_ms
 
 MAX_PAYLOAD_BYTES = strictjson.MAX_PAYLOAD_BYTES
+# Content of readings identified by seq alone: never compared (see ingest.guards).
+_NO_CONTENT = {kind: bytes(content_size(kind)) for kind in KINDS}
+_SAME = {kind: partial(same, kind) for kind in KINDS}
+
+
+class Decoded(NamedTuple):
+    """What one message yields: fresh readings (never empty), and the refusal of its
+    other readings as conflicts, if any (to be dead-lettered with the message)."""
+
+    readings: list[ReadingBase]
+    conflict: ContractError | None
 
 
 @dataclass
@@ -91,6 +111,7 @@ class DecoderStats:
             "readings": self.readings,
             "internal_errors": self.internal_errors,
             "duplicates": self.guards.duplicates,
+            "conflicts": self.guards.conflicts,
             "rate_limited": self.guards.rate_limited,
             "not_deduplicable": self.guards.not_deduplicable,
             "evicted_devices": self.guards.evicted_devices,
@@ -134,10 +155,28 @@ class Decoder:
     # -- public interface -------------------------------------------------------------
 
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> list[ReadingBase]:
-        """Readings of one message, sorted by time; ``ContractError`` otherwise."""
+        """Fresh readings of one message, sorted by time; ``ContractError`` otherwise.
+
+        Readings refused as conflicts next to fresh ones are counted but not reported:
+        callers that dead-letter (the bridge) use ``decode_message``.
+        """
+        return self.decode_message(topic, payload, received_at).readings
+
+    def decode_message(
+        self, topic: str, payload: bytes, received_at: datetime, *, retained: bool = False
+    ) -> Decoded:
+        """Fresh readings of one message and the conflict of its others, if any;
+        ``ContractError`` when nothing in it is fresh. ``retained``: the broker replayed
+        the message from its retained store (refused as ``retained``)."""
         self.stats.messages += 1
         try:
-            readings = self._decode(topic, payload, received_at)
+            if retained:
+                raise ContractError(
+                    DeadLetterReason.RETAINED,
+                    "the broker replayed a retained message: a copy of an earlier "
+                    "publish, not a live reading",
+                )
+            readings, conflict = self._decode(topic, payload, received_at)
         except ContractError as exc:
             reason = str(exc.reason)
             self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
@@ -152,7 +191,9 @@ class Decoder:
         self.stats.readings += len(readings)
         for r in readings:
             self.stats.qc[int(r.qc)] = self.stats.qc.get(int(r.qc), 0) + 1
-        return readings
+        if conflict is not None:
+            self.stats.rejected["conflict"] = self.stats.rejected.get("conflict", 0) + 1
+        return Decoded(readings, conflict)
 
     def parse_topic(self, topic: str) -> tuple[str, str]:
         """``(kind, device_id)`` of ``{root}/{kind}/{device_id}``, validated."""
@@ -165,7 +206,9 @@ class Decoder:
 
     # -- steps ------------------------------------------------------------------------
 
-    def _decode(self, topic: str, payload: bytes, received_at: datetime) -> list[ReadingBase]:
+    def _decode(
+        self, topic: str, payload: bytes, received_at: datetime
+    ) -> tuple[list[ReadingBase], ContractError | None]:
         if not isinstance(topic, str):
             raise ContractError(DeadLetterReason.TOPIC_MISMATCH, "topic is not text")
         kind, device_id = self.parse_topic(topic)
@@ -198,23 +241,17 @@ class Decoder:
         drafts = self._drafts(kind, device_id, body, received_ms)
         origin = self._origin(topic)
         readings: list[ReadingBase] = []
-        keys: list[int | None] = []
+        absolute: list[bool] = []
         model = READING_TYPES[kind]
         for draft in drafts:
             self.window.check_ms(draft.ts_ms, received_ms)
             readings.append(
                 self._validate(model, draft, kind, device_id, received_at, origin, placement)
             )
-            keys.append(
-                dedup_key(
-                    draft.fields.get("seq"),
-                    round(draft.ts_ms) if draft.absolute else None,
-                    raw,
-                )
-            )
-        fresh = self._dedup(device_id, readings, keys)
+            absolute.append(draft.absolute)
+        fresh, conflict = self._dedup(kind, device_id, readings, absolute)
         self.guards.charge(device_id, len(fresh) - 1)
-        return fresh
+        return fresh, conflict
 
     def _drafts(self, kind: str, device_id: str, body: Any, received_ms: float) -> list[Draft]:
         if isinstance(body, list):
@@ -254,15 +291,40 @@ class Decoder:
             raise ContractError(DeadLetterReason.SCHEMA, _summarise(exc)) from exc
 
     def _dedup(
-        self, device_id: str, readings: list[ReadingBase], keys: list[int | None]
-    ) -> list[ReadingBase]:
-        fresh = [r for r, k in zip(readings, keys, strict=True) if self.guards.is_new(device_id, k)]
+        self, kind: str, device_id: str, readings: list[ReadingBase], absolute: list[bool]
+    ) -> tuple[list[ReadingBase], ContractError | None]:
+        fresh: list[ReadingBase] = []
+        conflicts: list[str] = []
+        check, same_values = self.guards.check, _SAME[kind]
+        for reading, is_absolute in zip(readings, absolute, strict=True):
+            if is_absolute:
+                packed = content(reading)
+                key = identity(reading.seq, point_ms(reading))
+                earlier = check(device_id, key, packed, same_values)
+            else:
+                packed = _NO_CONTENT[kind]
+                earlier = check(device_id, identity(reading.seq, None), packed)
+            if earlier is None:
+                fresh.append(reading)
+            elif earlier:  # b"" is a duplicate: dropped
+                conflicts.append(
+                    f"{reading.ts.isoformat()}: {describe_conflict(kind, packed, earlier)}"
+                )
+        conflict = None
+        if conflicts:
+            conflict = ContractError(
+                DeadLetterReason.CONFLICT,
+                f"{len(conflicts)} reading(s) of {device_id} conflict with readings ingested "
+                f"earlier at the same time (not stored): " + "; ".join(conflicts),
+            )
         if not fresh:
+            if conflict is not None:
+                raise conflict
             raise ContractError(
                 DeadLetterReason.DUPLICATE,
                 f"{len(readings)} reading(s) of {device_id} already seen (seq {readings[0].seq})",
             )
-        return fresh
+        return fresh, conflict
 
     def _origin(self, topic: str) -> Origin:
         origin = self._origins.get(topic)

@@ -1,26 +1,39 @@
 """Per-device guards: duplicate suppression and a token-bucket rate limit.
 
 State is bounded: at most ``max_devices`` devices are remembered (least recently seen
-evicted first) and each remembers at most ``window`` recent duplicate keys. The clock is
+evicted first) and each remembers at most its ``window`` most recent readings. The clock is
 injected: every call passes the message's ``received_at``; nothing here reads the time.
 
 Rate. One token per message, taken before the payload is parsed (junk floods cost no
 parsing); a message that yields ``n`` readings is then charged ``n - 1`` more, so a SenML
 pack cannot multiply a device's reading rate.
 
-Duplicate keys. A reading with a device ``seq`` is keyed by ``(seq, event time)`` when
-the time came from the payload, so a redelivered or retransmitted reading (same seq,
-same timestamp) is dropped while a device that rebooted and restarted its ``seq`` at 0
-is not. When the event time was derived from the arrival time (a SenML pack with
-relative times) the key is ``seq`` alone. A reading without ``seq`` is keyed by a hash
-of the payload bytes and its event time; without either an absolute time or a seq a
-reading cannot be told apart from a genuine repeat and is not deduplicated
+Duplicates and conflicts. Each device remembers its last ``window`` readings as
+``(identity, content)`` slots (``ingest.identity``): the identity is the InfluxDB point
+(device + event time in ms) when the time came from the payload, else the device's
+``seq``; the content is the reading's packed measured values. A reading whose identity
+is remembered is a *duplicate* when its content is the same (a redelivery, or the same
+values sent as JSON and as SenML) and a *conflict* when it differs (storing it would
+overwrite the earlier reading). Readings identified by ``seq`` alone (relative SenML
+times) are never conflicts: their times come from the arrival, so they overwrite
+nothing, and a repeated seq is a duplicate as before. A device that rebooted and
+restarted its ``seq`` at 0 sends new times, so it is neither. Without an absolute time
+or a seq a reading cannot be told apart from a genuine repeat and is not deduplicated
 (``GuardStats.not_deduplicable`` counts those).
+
+The bound, honestly: a device's memory is its last ``window`` readings (64 by default,
+an hour of a sensor reporting every minute), and at most ``max_devices`` devices are
+remembered. A reading whose point fell out of the window (or whose device was evicted,
+or which arrives after a bridge restart, or at another bridge sharing the subscription)
+is taken as new: a duplicate is then stored again (harmless, InfluxDB overwrites the
+point with the same values) and a conflicting one overwrites the earlier value without
+a dead letter. ``GuardStats.evicted_devices`` counts evictions.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,39 +50,47 @@ class GuardStats:
     """Plain counters the bridge reads and exports (monotonic, never reset here)."""
 
     duplicates: int = 0  # readings dropped as duplicates
+    conflicts: int = 0  # readings refused: same point as an earlier one, other values
     rate_limited: int = 0  # messages refused by the token bucket
     not_deduplicable: int = 0  # readings with neither seq nor absolute time
     evicted_devices: int = 0  # device states dropped by the LRU bound
 
 
 class _DeviceState:
-    """Token bucket plus a ring of the last ``window`` duplicate keys.
+    """Token bucket plus a ring of the last ``window`` readings.
 
-    The ring is one ``bytearray`` of 8-byte keys (≈ 0.6 kB per device at window 64,
-    against ≈ 5 kB for a dict), searched with ``bytearray.find`` at C speed.
+    Identities (8 bytes each) sit in one ``bytearray`` searched with ``bytearray.find`` at
+    C speed (512 bytes at window 64); each slot's packed content (8 bytes per field: 24
+    for a water sensor, 64 for a camera) sits at the same index of a parallel
+    ``bytearray``, allocated at the device's first reading and sized by its content:
+    ≈ 2 kB per water sensor, ≈ 4.6 kB per camera at window 64.
     """
 
-    __slots__ = ("last_s", "pos", "ring", "tokens")
+    __slots__ = ("last_s", "pos", "ring", "size", "tokens", "values")
 
-    def __init__(self, tokens: float, last_s: float, window: int) -> None:
+    def __init__(self, tokens: float, last_s: float) -> None:
         self.tokens = tokens
         self.last_s = last_s
-        self.ring = bytearray(_EMPTY * window)
+        self.ring = bytearray()
+        self.values = bytearray()
+        self.size = -1  # content bytes per slot; -1 until the first reading
         self.pos = 0
 
-    def seen(self, key: bytes) -> bool:
+    def find(self, ident: bytes) -> int:
+        """Slot index holding ``ident``, or -1."""
         ring = self.ring
-        i = ring.find(key)
+        i = ring.find(ident)
         while i >= 0:
             if i % 8 == 0:  # a match straddling two slots is not a match
-                return True
-            i = ring.find(key, i + 1)
-        return False
+                return i // 8
+            i = ring.find(ident, i + 1)
+        return -1
 
-    def remember(self, key: bytes, window: int) -> None:
-        at = self.pos * 8
-        self.ring[at : at + 8] = key
-        self.pos = (self.pos + 1) % window
+    def remember(self, ident: bytes, content: bytes, window: int) -> None:
+        pos, size = self.pos, self.size
+        self.ring[pos * 8 : pos * 8 + 8] = ident
+        self.values[pos * size : pos * size + size] = content
+        self.pos = (pos + 1) % window
 
 
 class DeviceGuards:
@@ -98,7 +119,7 @@ class DeviceGuards:
     def _state(self, device_id: str, now_s: float) -> _DeviceState:
         state = self._devices.get(device_id)
         if state is None:
-            state = _DeviceState(self.burst, now_s, self.window)
+            state = _DeviceState(self.burst, now_s)
             self._devices[device_id] = state
             if len(self._devices) > self.max_devices:
                 self._devices.popitem(last=False)
@@ -131,30 +152,39 @@ class DeviceGuards:
         if state is not None and extra > 0:
             state.tokens = max(-self.burst, state.tokens - extra)
 
-    def is_new(self, device_id: str, key: int | None) -> bool:
-        """True if ``key`` was not seen recently for this device (and remember it).
+    def check(
+        self,
+        device_id: str,
+        key: int | None,
+        content: bytes,
+        same: Callable[[bytes, bytes], bool] | None = None,
+    ) -> bytes | None:
+        """None if the reading ``key`` is new (it is then remembered with ``content``);
+        ``b""`` if it is a duplicate (the remembered content is ``content``, or ``same``
+        says it says the same); else a conflict, and the remembered content is returned.
+        Counted in ``stats.duplicates`` / ``stats.conflicts``.
 
         ``key`` None means the reading cannot be deduplicated: always new, counted.
-        Duplicates are counted in ``stats.duplicates``.
         """
         if key is None:
             self.stats.not_deduplicable += 1
-            return True
+            return None
         state = self._devices.get(device_id)
         if state is None:  # admit() was not called first (e.g. guards used alone)
             state = self._state(device_id, 0.0)
+        size = len(content)
+        if state.size != size:  # first reading, or the device changed kind: start afresh
+            state.ring = bytearray(_EMPTY * self.window)
+            state.values = bytearray(self.window * size)
+            state.size, state.pos = size, 0
         packed = key.to_bytes(8, "little", signed=True)
-        if state.seen(packed):
+        at = state.find(packed)
+        if at < 0:
+            state.remember(packed, content, self.window)
+            return None
+        earlier = bytes(state.values[at * size : at * size + size])
+        if earlier == content or (same is not None and same(earlier, content)):
             self.stats.duplicates += 1
-            return False
-        state.remember(packed, self.window)
-        return True
-
-
-def dedup_key(seq: int | None, ts_ms: int | None, payload: bytes) -> int | None:
-    """The duplicate key of one reading (see the module docstring)."""
-    if seq is not None:
-        return hash((seq, ts_ms))  # 64-bit, never -1 (the empty-slot mark) in CPython
-    if ts_ms is not None:
-        return hash((payload, ts_ms))
-    return None
+            return b""
+        self.stats.conflicts += 1
+        return earlier

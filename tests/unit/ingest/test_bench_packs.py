@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gridwatch.contracts import KINDS
+from gridwatch.contracts import KINDS, DeadLetterReason
+from gridwatch.errors import ContractError
 from ingest.bench import payload, senml_pack
 from ingest.decode import Decoder
 from simulators.city import generate_city
@@ -27,9 +28,14 @@ def test_every_kind_packs_into_its_readings(kind: str) -> None:
     readings = decoder.decode(f"gw/v1/{kind}/{device}", body, now)
     assert [r.seq for r in readings] == list(range(7, 17))
     assert [int(r.ts.timestamp()) for r in readings] == [now_ms // 1000 - 9 + i for i in range(10)]
-    single = decoder.decode(
-        f"gw/v1/{kind}/{device}", json.dumps(payload(kind, now_ms, 99)).encode(), now
-    )[0]
+    one = json.dumps(payload(kind, now_ms, 99)).encode()
+    # The pack's last reading and the one-reading payload are one point with the same
+    # values: a duplicate for the decoder that saw the pack, whatever the seq.
+    with pytest.raises(ContractError) as info:
+        decoder.decode(f"gw/v1/{kind}/{device}", one, now)
+    assert info.value.reason == DeadLetterReason.DUPLICATE
+    fresh = Decoder(REGISTRY, rate_per_s=1e6, burst=1e6)
+    single = fresh.decode(f"gw/v1/{kind}/{device}", one, now)[0]
     skip = {"ts", "seq", "received_at", "qc"}
     assert readings[-1].model_dump(exclude=skip) == single.model_dump(exclude=skip)
 

@@ -112,6 +112,8 @@ def test_every_ingest_reason_is_in_the_catalogue() -> None:
     covered = {b.reason for b in BAD_INPUTS} | {
         DeadLetterReason.RATE_LIMITED,  # test_guards.py
         DeadLetterReason.DUPLICATE,  # test_guards.py
+        DeadLetterReason.CONFLICT,  # test_conflicts.py
+        DeadLetterReason.RETAINED,  # test_conflicts.py
     }
     assert covered == set(DeadLetterReason) - {
         DeadLetterReason.PROCESSING,
@@ -146,7 +148,7 @@ def test_parse_topic(decoder: Decoder) -> None:
 
 def test_stats_count_messages_readings_and_flags(decoder: Decoder) -> None:
     decoder.decode(WATER, js(GOOD_WATER), NOW)
-    decoder.decode(WATER, js({"ts": TS, "seq": 8, "level_cm": 250.0}), NOW)
+    decoder.decode(WATER, js({"ts": "2026-11-23T07:59:30Z", "seq": 8, "level_cm": 250.0}), NOW)
     with pytest.raises(ContractError):
         decoder.decode(WATER, b"nope", NOW)
     s = decoder.stats
@@ -177,5 +179,5 @@ def test_internal_errors_become_malformed_and_are_counted(
 
 def test_payload_may_be_any_bytes_like(decoder: Decoder) -> None:
     for i, wrap in enumerate((bytes, bytearray, memoryview)):
-        body = js({**GOOD_WATER, "seq": 100 + i})
+        body = js({**GOOD_WATER, "seq": 100 + i, "ts": f"2026-11-23T07:58:0{i}Z"})
         assert decoder.decode(WATER, wrap(body), NOW)[0].seq == 100 + i

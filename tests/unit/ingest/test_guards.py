@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -10,14 +11,18 @@ import pytest
 from gridwatch.contracts import DeadLetterReason
 from gridwatch.errors import ContractError
 from ingest.decode import Decoder
-from ingest.guards import DeviceGuards, dedup_key
+from ingest.guards import DeviceGuards
+from ingest.identity import identity
 
 from .conftest import NOW, STATUS, WATER, js
 
 TS = "2026-11-23T07:59:00Z"
 
 
-def water(seq: int | None, ts: str = TS, level: float = 1.0) -> bytes:
+def water(seq: int | None, ts: str | None = None, level: float = 1.0) -> bytes:
+    """A water reading; by default at ``TS`` plus ``seq`` seconds (distinct points)."""
+    if ts is None:
+        ts = TS if seq is None else f"2026-11-23T07:59:{seq:02d}Z"
     body: dict = {"ts": ts, "level_cm": level}
     if seq is not None:
         body["seq"] = seq
@@ -43,11 +48,13 @@ def test_same_seq_at_a_new_time_is_a_reboot_not_a_duplicate(decoder: Decoder) ->
     assert decoder.stats.duplicates == 0
 
 
-def test_without_seq_identical_bytes_are_duplicates(decoder: Decoder) -> None:
+def test_without_seq_same_values_are_duplicates_other_values_conflict(decoder: Decoder) -> None:
     decoder.decode(WATER, water(None), NOW)
     with pytest.raises(ContractError, match="duplicate"):
         decoder.decode(WATER, water(None), NOW)
-    assert decoder.decode(WATER, water(None, level=2.0), NOW)
+    with pytest.raises(ContractError, match="conflict"):  # it would overwrite level 1.0
+        decoder.decode(WATER, water(None, level=2.0), NOW)
+    assert decoder.decode(WATER, water(None, ts="2026-11-23T07:59:01Z", level=2.0), NOW)
 
 
 def test_dedup_is_per_device(decoder: Decoder) -> None:
@@ -82,33 +89,52 @@ def test_relative_time_packs_dedup_by_seq_only(decoder: Decoder) -> None:
     assert decoder.stats.guards.not_deduplicable == 2
 
 
+C = bytes(8)  # one field of content
+
+
 def test_window_is_bounded_per_device() -> None:
     guards = DeviceGuards(window=3)
-    for seq in range(5):
-        assert guards.is_new("d", dedup_key(seq, 0, b""))
-    assert not guards.is_new("d", dedup_key(4, 0, b""))
-    assert guards.is_new("d", dedup_key(0, 0, b""))  # forgotten: outside the window
-    assert len(guards._devices["d"].ring) == 3 * 8
+    for ms in range(5):
+        assert guards.check("d", identity(None, ms), C) is None
+    assert guards.check("d", identity(None, 4), C) == b""  # a duplicate
+    assert guards.check("d", identity(None, 0), C) is None  # forgotten: outside the window
+    state = guards._devices["d"]
+    assert (len(state.ring), len(state.values)) == (3 * 8, 3 * len(C))
+    assert guards.stats.duplicates == 1
 
 
 def test_keys_only_match_whole_slots() -> None:
     guards = DeviceGuards(window=2)
     a = int.from_bytes(b"\x01\x02\x03\x04\x05\x06\x07\x08", "little", signed=True)
     b = int.from_bytes(b"\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", "little", signed=True)
+    c = int.from_bytes(b"\x11\x12\x13\x14\x15\x16\x17\x18", "little", signed=True)
+    b_bytes = b.to_bytes(8, "little", signed=True)
+    assert guards.check("d", a, b_bytes) is None  # b's bytes now sit in a's content
+    assert guards.check("d", b, C) is None  # ...which is not b's identity
     straddling = int.from_bytes(b"\x05\x06\x07\x08\x09\x0a\x0b\x0c", "little", signed=True)
-    assert guards.is_new("d", a)
-    assert guards.is_new("d", b)
-    assert guards.is_new("d", straddling)  # its bytes occur across the a|b boundary
-    assert not guards.is_new("d", b)
+    assert guards.check("d", straddling, C) is None  # its bytes run across the a|b boundary
+    assert guards.check("d", c, C) is None
+    assert guards.check("d", c, C) == b""
+
+
+def test_same_identity_other_content_is_a_conflict() -> None:
+    guards = DeviceGuards()
+    one, two = struct.pack("<d", 1.0), struct.pack("<d", 2.0)
+    assert guards.check("d", identity(None, 5), one) is None
+    assert guards.check("d", identity(None, 5), one) == b""  # a duplicate
+    assert guards.check("d", identity(None, 5), two) == one  # a conflict: the earlier content
+    assert guards.check("d", identity(None, 5), two, lambda a, b: True) == b""  # "same"
+    assert guards.check("e", identity(None, 5), two) is None  # another device
+    assert (guards.stats.duplicates, guards.stats.conflicts) == (2, 1)
 
 
 @pytest.mark.parametrize("window", [1, 64, 4096])
 def test_window_sizes(window: int) -> None:
     guards = DeviceGuards(window=window)
-    keys = [dedup_key(s, 1_795_420_800_000 + s, b"") for s in range(window + 1)]
-    assert all(guards.is_new("d", k) for k in keys)
-    assert not guards.is_new("d", keys[-1])
-    assert guards.is_new("d", keys[0])  # the oldest fell out of the window
+    keys = [identity(s, 1_795_420_800_000 + s) for s in range(window + 1)]
+    assert all(guards.check("d", k, C) is None for k in keys)
+    assert guards.check("d", keys[-1], C) == b""
+    assert guards.check("d", keys[0], C) is None  # the oldest fell out of the window
 
 
 def test_device_count_is_bounded_lru() -> None:
