@@ -250,14 +250,16 @@ def create_app(settings: Settings, *, store: str | None = None) -> GridWatchApp:
         topic_partitions=k.partitions,
         topic_replication_factor=k.replication_factor,
         consumer_auto_offset_reset="earliest",
-        # Start-up against Tansu: joining takes about half the rebalance timeout.
-        broker_rebalance_timeout=6.0,
-        broker_session_timeout=10.0,
+        # Kafka completes a join as soon as every member has joined, so a long rebalance
+        # timeout costs nothing at start-up, while a short one (6 s, tuned for Tansu)
+        # evicted a worker busy recovering on two loaded cores: rebalances without end.
+        broker_rebalance_timeout=60.0,
+        broker_session_timeout=30.0,
         broker_heartbeat_interval=1.0,
         broker_request_timeout=30.0,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
-        producer_linger=0.05,  # fewer, larger produce requests: +20 % measured
+        producer_linger=0.05,  # fewer, larger produce requests: +20 % measured (Tansu)
         producer_acks=-1,
         stream_wait_empty=False,
         web_enabled=False,
