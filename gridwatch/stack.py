@@ -262,22 +262,17 @@ class Stack:
             self.kafka_cluster().bootstrap,
             self._dir("kafka") / "log4j.properties",
         )
-        return self._kafka_broker_by_id(leader).service
-
-    def _kafka_broker_by_id(self, node_id: int) -> kafka_dist.Broker:
-        for broker in self.kafka_cluster().brokers:
-            if broker.node_id == node_id:
-                return broker
-        raise StackError(f"no Kafka broker with node id {node_id} in this stack")
+        return self._kafka_broker(leader).service
 
     def kafka_service_of(self, node_id: int) -> str:
-        return self._kafka_broker_by_id(node_id).service
+        return self._kafka_broker(node_id).service
 
-    def _kafka_broker(self, name: str) -> kafka_dist.Broker:
+    def _kafka_broker(self, which: str | int) -> kafka_dist.Broker:
+        """The broker with service name or node id ``which``."""
         for broker in self.kafka_cluster().brokers:
-            if broker.service == name:
+            if which in (broker.service, broker.node_id):
                 return broker
-        raise StackError(f"no Kafka broker named {name!r} in this stack")
+        raise StackError(f"no Kafka broker {which!r} in this stack")
 
     def _kafka_prepare(self, broker: kafka_dist.Broker) -> list[str]:
         """Fetch the jars when missing, format the cluster once, write the configs:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from gridwatch.kafka import ensure_topics, read_topic
 from gridwatch.settings import Settings, load_settings
 from gridwatch.stack import Stack, free_port
+from tests.integration.cli import run_cli
 
 pytestmark = [pytest.mark.integration]
 
@@ -129,17 +128,6 @@ def test_status_reports_start_up_time_and_memory(own_kafka: Stack) -> None:
 # -- the CLI, as a user meets its faults ------------------------------------------------
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gridwatch", *args],
-        env={**os.environ, **env, "COLUMNS": "200"},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-
-
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     port, controller = free_port(), free_port()
     return {
@@ -159,7 +147,7 @@ def _free(port: int) -> bool:
     return True
 
 
-def _one_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+def assert_one_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
@@ -169,10 +157,10 @@ def _one_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
 
 
 def test_missing_jdk_is_one_line(tmp_path: Path) -> None:
-    result = _cli(
+    result = run_cli(
         ["stack", "up", "kafka"], _env(tmp_path, GW_STACK__JAVA_BIN="java-not-here"), tmp_path
     )
-    _one_line(result, "Java not found", "openjdk-17-jre-headless")
+    assert_one_line(result, "Java not found", "openjdk-17-jre-headless")
 
 
 def test_failed_maven_fetch_is_one_line(tmp_path: Path) -> None:
@@ -182,8 +170,8 @@ def test_failed_maven_fetch_is_one_line(tmp_path: Path) -> None:
         GW_STACK__KAFKA_LIBS_DIR=str(tmp_path / "libs"),
         GW_STACK__MAVEN_ARGS=json.dumps(["-o", f"-Dmaven.repo.local={tmp_path / 'm2'}"]),
     )
-    _one_line(_cli(["stack", "fetch-kafka"], env, tmp_path), "cannot fetch Apache Kafka")
-    _one_line(_cli(["stack", "up", "kafka"], env, tmp_path), "cannot fetch Apache Kafka")
+    assert_one_line(run_cli(["stack", "fetch-kafka"], env, tmp_path), "cannot fetch Apache Kafka")
+    assert_one_line(run_cli(["stack", "up", "kafka"], env, tmp_path), "cannot fetch Apache Kafka")
 
 
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:
@@ -192,34 +180,34 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
         sock.listen()
-        _one_line(_cli(["stack", "up", "kafka"], env, tmp_path), f"port {port} is in use")
+        assert_one_line(run_cli(["stack", "up", "kafka"], env, tmp_path), f"port {port} is in use")
 
 
 def test_corrupt_cluster_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "var" / "kafka").mkdir(parents=True)
     (tmp_path / "var" / "kafka" / "cluster.json").write_text("{not json")
-    result = _cli(["stack", "up", "kafka"], _env(tmp_path), tmp_path)
-    _one_line(result, "cluster.json is unreadable", "remove")
+    result = run_cli(["stack", "up", "kafka"], _env(tmp_path), tmp_path)
+    assert_one_line(result, "cluster.json is unreadable", "remove")
 
 
 def test_a_broker_that_will_not_come_up_is_one_line(tmp_path: Path) -> None:
     """Its data directory's metadata damaged: Kafka refuses to start."""
     env = _env(tmp_path)
     try:
-        assert _cli(["stack", "up", "kafka"], env, tmp_path).returncode == 0
+        assert run_cli(["stack", "up", "kafka"], env, tmp_path).returncode == 0
     finally:
-        assert _cli(["stack", "down", "kafka"], env, tmp_path).returncode == 0
+        assert run_cli(["stack", "down", "kafka"], env, tmp_path).returncode == 0
     meta = tmp_path / "var" / "kafka" / "node-1" / "data" / "meta.properties"
     meta.write_text("version=7\nnode.id=banana\n")
     try:
-        result = _cli(["stack", "up", "kafka"], env, tmp_path)
+        result = run_cli(["stack", "up", "kafka"], env, tmp_path)
     finally:
-        _cli(["stack", "down", "kafka"], env, tmp_path)
-    _one_line(result, "kafka exited with code")
+        run_cli(["stack", "down", "kafka"], env, tmp_path)
+    assert_one_line(result, "kafka exited with code")
 
 
 @pytest.mark.slow
-def test_three_brokers_from_the_cli(tmp_path: Path) -> None:
+def test_three_brokers_from_therun_cli(tmp_path: Path) -> None:
     """``stack up --brokers 3``: three JVMs, each healthy, topics with three replicas;
     later commands follow the formatted layout without the flag."""
     base = next(
@@ -227,9 +215,9 @@ def test_three_brokers_from_the_cli(tmp_path: Path) -> None:
     )  # brokers on base, base+2, base+4; their controllers one above each
     env = {"GW_KAFKA__BOOTSTRAP": f"127.0.0.1:{base}", "GW_STACK__START_TIMEOUT_S": "90"}
     try:
-        up = _cli(["stack", "up", "kafka", "--brokers", "3"], env, tmp_path)
+        up = run_cli(["stack", "up", "kafka", "--brokers", "3"], env, tmp_path)
         assert up.returncode == 0, up.stderr
-        status = _cli(["stack", "status"], env, tmp_path)
+        status = run_cli(["stack", "status"], env, tmp_path)
         for name in ("kafka ", "kafka-2", "kafka-3"):
             line = next(ln for ln in status.stdout.splitlines() if f" {name}" in ln)
             assert "healthy" in line, status.stdout
@@ -249,10 +237,10 @@ def test_three_brokers_from_the_cli(tmp_path: Path) -> None:
                 await admin.close()
 
         assert asyncio.run(replicas()) == [3, 3, 3, 3]
-        again = _cli(["stack", "up", "kafka", "--brokers", "1"], env, tmp_path)
+        again = run_cli(["stack", "up", "kafka", "--brokers", "1"], env, tmp_path)
         assert again.returncode == 0  # one broker asked of a 3-broker var: its own layout
     finally:
-        down = _cli(["stack", "down"], env, tmp_path)
+        down = run_cli(["stack", "down"], env, tmp_path)
     assert down.returncode == 0
     ps = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert ps.stdout.strip() == ""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,19 +14,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from gridwatch.credentials import device_password
 from gridwatch.registry import Registry
 from gridwatch.stack import Stack, free_port
+from tests.integration.cli import run_cli
 
 pytestmark = [pytest.mark.integration]
-
-
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gridwatch", *args],
-        env={**os.environ, **env, "COLUMNS": "200"},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_stack_up_status_down(tmp_path: Path) -> None:
@@ -40,9 +28,9 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         "GW_STACK__INFLUX_RPC_PORT": str(free_port()),
     }
     try:
-        up = _cli(["stack", "up"], env, tmp_path)
+        up = run_cli(["stack", "up"], env, tmp_path)
         assert up.returncode == 0, up.stderr
-        status = _cli(["stack", "status"], env, tmp_path)
+        status = run_cli(["stack", "status"], env, tmp_path)
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("healthy") == 3
         assert (tmp_path / "var" / "credentials.toml").stat().st_mode & 0o077 == 0
@@ -51,13 +39,13 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         from simulators.city import generate_city
 
         generate_city(5, "small").write(tmp_path / "elsewhere")
-        again = _cli(["stack", "up", "--registry", str(tmp_path / "elsewhere")], env, tmp_path)
+        again = run_cli(["stack", "up", "--registry", str(tmp_path / "elsewhere")], env, tmp_path)
         assert again.returncode == 0, again.stderr
         assert again.stdout.count("healthy") == 3
     finally:
-        down = _cli(["stack", "down"], env, tmp_path)
+        down = run_cli(["stack", "down"], env, tmp_path)
     assert down.returncode == 0
-    after = _cli(["stack", "status"], env, tmp_path)
+    after = run_cli(["stack", "status"], env, tmp_path)
     assert after.returncode == 1
     assert "healthy" not in after.stdout
     assert after.stdout.count("stopped") == 3
@@ -65,7 +53,7 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
 
 def test_missing_binary_is_one_readable_line(tmp_path: Path) -> None:
     env = {"GW_STACK__MOSQUITTO_BIN": "mosquitto-not-installed", "GW_MQTT__PORT": str(free_port())}
-    result = _cli(["stack", "up", "mosquitto"], env, tmp_path)
+    result = run_cli(["stack", "up", "mosquitto"], env, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -74,7 +62,7 @@ def test_missing_binary_is_one_readable_line(tmp_path: Path) -> None:
 
 
 def test_unknown_service_is_one_readable_line(tmp_path: Path) -> None:
-    result = _cli(["stack", "up", "redis"], {}, tmp_path)
+    result = run_cli(["stack", "up", "redis"], {}, tmp_path)
     assert result.returncode == 2
     assert "unknown service 'redis'" in result.stderr
     assert "Traceback" not in result.stderr
