@@ -59,10 +59,33 @@ async def ensure_topics(settings: KafkaSettings, names: list[str] | None = None)
         ]
         with contextlib.suppress(TopicAlreadyExistsError):  # another process was faster
             await admin.create_topics(new)
+        await _until_led(admin, missing, settings.request_timeout_ms / 1000)
     except KafkaError as exc:
         raise StackError(f"cannot create Kafka topics at {settings.bootstrap}: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float) -> None:
+    """Return once every partition of ``topics`` has a leader in the metadata. CreateTopics
+    answers when the controller has recorded them; the brokers learn of them a moment later,
+    and a producer or describe in that moment finds no partitions (seen with three brokers)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        docs = await admin.describe_topics(topics)
+        led = {
+            d["topic"]
+            for d in docs
+            if d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
+        }
+        if led >= set(topics):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise StackError(
+                f"Kafka topics without a leader after {timeout_s:.0f} s: "
+                + ", ".join(sorted(set(topics) - led))
+            )
+        await asyncio.sleep(0.1)
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:

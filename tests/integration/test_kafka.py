@@ -207,7 +207,7 @@ def test_a_broker_that_will_not_come_up_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_three_brokers_from_therun_cli(tmp_path: Path) -> None:
+def test_three_brokers_from_the_cli(tmp_path: Path) -> None:
     """``stack up --brokers 3``: three JVMs, each healthy, topics with three replicas;
     later commands follow the formatted layout without the flag."""
     base = next(
