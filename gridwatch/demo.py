@@ -177,23 +177,13 @@ def run_demo(
             procs.publisher.flush(timeout_s=120)
             refused = dict(procs.publisher.stats.refused_messages)
         with console.status("waiting for the stream worker to catch up…"):
-            wait_until(
-                lambda: _caught_up(settings, procs.bridge, *procs.pool),
-                timeout_s,
-                interval_s=1.0,
-                what="consumer lag 0",
-            )
+            _wait_caught_up(settings, procs, timeout_s, "consumer lag 0")
         # The residents' calls, in event time, through gw.complaints: the worker links
         # each to its grid's ticket and records whether it was pre-empted.
         sent = asyncio.run(_send_complaints(settings, result.truth.complaints))
         if sent:
             with console.status(f"filing {sent} simulated 12345 complaints…"):
-                wait_until(
-                    lambda: _caught_up(settings, procs.bridge, *procs.pool, topics=("complaints",)),
-                    timeout_s,
-                    interval_s=1.0,
-                    what="complaints filed",
-                )
+                _wait_caught_up(settings, procs, timeout_s, "complaints filed", ("complaints",))
         _wait_relay(settings, procs.relay)
         return DemoResult(
             scenario=sc.name,
@@ -246,16 +236,30 @@ def _subscribed(bridge: Child, ready: Path) -> bool:
     return ready.exists()
 
 
-def _caught_up(settings: Settings, *children: Child, topics: tuple[str, ...] = ()) -> bool:
-    for child in children:
-        child.check_alive()
+def _wait_caught_up(
+    settings: Settings, procs: DemoProcs, timeout_s: float, what: str, topics: tuple[str, ...] = ()
+) -> None:
+    """Wait until the stream workers' group has no lag on ``topics`` (default: the readings
+    and alerts); on timeout say which topics still lag, and by how much."""
     k = settings.kafka
     if topics:
         names = [k.topic(t) for t in topics]
     else:
         names = [t for t in all_topics(k) if ".readings." in t or t.endswith(".alerts")]
-    lag = asyncio.run(consumer_lag(k, k.streams_group, names))
-    return bool(lag) and sum(lag.values()) == 0
+    last: dict[str, int] = {}
+
+    def caught_up() -> bool:
+        for child in (procs.bridge, *procs.pool):
+            child.check_alive()
+        last.clear()
+        last.update(asyncio.run(consumer_lag(k, k.streams_group, names)))
+        return bool(last) and sum(last.values()) == 0
+
+    try:
+        wait_until(caught_up, timeout_s, interval_s=1.0, what=what)
+    except TimeoutError as exc:
+        behind = ", ".join(f"{t} {n}" for t, n in sorted(last.items()) if n) or "no offsets"
+        raise TimeoutError(f"{exc}; still lagging: {behind}") from None
 
 
 def _progress() -> Progress:
