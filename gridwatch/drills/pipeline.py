@@ -31,10 +31,11 @@ from gridwatch.drills.harness import (
 )
 from gridwatch.drills.proxy import DelayProxy
 from gridwatch.kafka import all_topics, consumer_lag
-from gridwatch.procs import wait_until
+from gridwatch.procs import Child, wait_until
 
 # The storm publishes ≈ 7,000 messages; faults strike after this many.
 STRIKE_AT = 3000
+LEAVE_AT = 5000
 RESTART_WITHIN_S = 30.0
 
 
@@ -101,6 +102,47 @@ def worker_kill(ctx: DrillContext) -> DrillResult:
     checks.require(floods > 0, "the storm raised no waterlogging ticket")
     figures.update(killed_after_messages=state.get("killed_at"), waterlogging_tickets=floods)
     return checks.result("worker-kill", "", figures)
+
+
+@drill(
+    "worker-join",
+    "a second stream worker joins mid-storm and, later, the first one is stopped (SIGTERM), "
+    "as in a rolling restart: the group rebalances twice, every published reading is in "
+    "InfluxDB exactly once per (device, time), no incident gets a duplicate ticket, the "
+    "storm is still ticketed",
+)
+def worker_join(ctx: DrillContext) -> DrillResult:
+    state: dict[str, Any] = {}
+    stopping: list[threading.Thread] = []
+
+    def chaos(published: int, procs: DemoProcs) -> None:
+        if "joined_at" not in state and published >= STRIKE_AT:
+            state["joined_at"] = published
+            procs.pool.append(
+                Child("streams-joined", ["streams", "run"], procs.settings, procs.logs).start()
+            )
+        elif "left_at" not in state and published >= LEAVE_AT:
+            state["left_at"] = published
+            first = procs.pool.pop(0)  # its exit is expected, not a crash
+            thread = threading.Thread(target=first.stop, name="worker-leaves", daemon=True)
+            thread.start()  # the storm keeps flowing while it shuts down
+            stopping.append(thread)
+
+    result = run_storm(ctx, chaos)
+    for thread in stopping:
+        thread.join(30)
+    checks = Checks()
+    checks.require("joined_at" in state, "the second worker never joined")
+    checks.require("left_at" in state, "the first worker was never stopped")
+    figures = check_every_reading(checks, ctx.settings, result)
+    floods = sum(t["category"] == "waterlogging" for t in result.tickets)
+    checks.require(floods > 0, "the storm raised no waterlogging ticket")
+    figures.update(
+        joined_after_messages=state.get("joined_at"),
+        left_after_messages=state.get("left_at"),
+        waterlogging_tickets=floods,
+    )
+    return checks.result("worker-join", "", figures)
 
 
 INFLUX_OUTAGE_S = 30.0

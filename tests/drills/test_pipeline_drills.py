@@ -26,6 +26,13 @@ def test_worker_killed_mid_storm_loses_and_doubles_nothing(run_drill: Run) -> No
     assert r.figures["waterlogging_tickets"] > 0
 
 
+def test_a_worker_joining_and_one_leaving_lose_and_double_nothing(run_drill: Run) -> None:
+    r = run_drill("worker-join")
+    assert r.passed, r.failures
+    assert r.figures["water_missing"] == 0 and r.figures["water_extra"] == 0
+    assert r.figures["waterlogging_tickets"] > 0
+
+
 def test_influxdb_down_then_up_loses_nothing(run_drill: Run) -> None:
     r = run_drill("influx-outage")
     assert r.passed, r.failures
