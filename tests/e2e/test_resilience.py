@@ -69,11 +69,13 @@ def test_two_workers_raise_the_same_tickets_as_one(
     # Every complaint-worthy flood is ticketed alike. Forecast-only pre-alerts near the
     # threshold may differ: when a site's rain arrives relative to its water readings
     # depends on how partitions interleave, with one worker as with two, and since a
-    # forecast needs agreeing rain to pre-alert that decides more of them (measured: up
-    # to 8 of 57 in a CI run, 0-5 in others).
+    # forecast needs agreeing rain to pre-alert that decides more of them. Measured on
+    # Kafka (2026-12-08): two one-worker runs of this storm differ by 4 and 6 of 56-59;
+    # one worker against two by 0-13 of 57 (two workers rebalance and re-deliver what
+    # was in flight, which reorders it once more).
     assert worthy(one)
     assert worthy(two) == worthy(one)
     assert len(flood_incidents(two) ^ flood_incidents(one)) <= max(
-        2, len(flood_incidents(one)) // 5
+        2, len(flood_incidents(one)) // 4
     )
     assert_no_double_tickets(two)
