@@ -47,10 +47,18 @@ REQUIRED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/storms"): "viewer",
     ("GET", "/api/v1/grids.geojson"): "viewer",
     ("GET", "/api/v1/stream"): "viewer",
-    ("GET", "/open311/v2/services.json"): None,
-    ("GET", "/open311/v2/requests.json"): None,
-    ("GET", "/open311/v2/requests/{service_request_id}.json"): None,
-    ("POST", "/open311/v2/requests.json"): "api_key",
+    **{
+        (method, f"/open311/v2/{path}.{fmt}"): need
+        for fmt in ("json", "xml")
+        for method, path, need in (
+            ("GET", "discovery", None),
+            ("GET", "services", None),
+            ("GET", "services/{service_code}", None),
+            ("GET", "requests", None),
+            ("GET", "requests/{service_request_id}", None),
+            ("POST", "requests", "api_key"),
+        )
+    },
 }
 BODY_CASES = (
     "valid", "invalid-json", "wrong-types", "huge-string", "too-large-body", "unicode",
@@ -251,7 +259,11 @@ class ApiCaller:
         return self.client.request(call.method, path, **kwargs).status_code
 
     def _path(self, call: Call) -> str:
-        ids = {"ticket_id": self.ticket_id, "service_request_id": self.request_id}
+        ids = {
+            "ticket_id": self.ticket_id,
+            "service_request_id": self.request_id,
+            "service_code": "waterlogging",
+        }
         bad = {
             "unknown-id": "abuse-no-such-id",
             "bad-id": "x" * 300,

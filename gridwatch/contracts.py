@@ -8,6 +8,8 @@ Kafka with ``model_validate_json`` (``parse_record`` wraps that in our own error
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
@@ -16,10 +18,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -48,6 +53,33 @@ def _require_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def _from_base64(value: Any, info: ValidationInfo) -> Any:
+    """JSON bytes: standard base64 (RFC 4648 §4), or the URL-safe alphabet (§5) that
+    records written before 2026-12-07 carry (pydantic's own ``base64`` encoding)."""
+    if info.mode != "json" or not isinstance(value, str):
+        return value
+    try:
+        return base64.b64decode(value.translate(_URLSAFE_TO_STANDARD), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not base64: {exc}") from exc
+
+
+def _to_base64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+# bytes in JSON as standard base64 ("+/", padded), which every tool decodes
+Base64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(
+        lambda b: base64.b64encode(b).decode("ascii"), return_type=str, when_used="json"
+    ),
+]
 
 
 class QcFlag(IntEnum):
@@ -233,7 +265,7 @@ class DeadLetter(Record):
     reason: DeadLetterReason
     detail: str = Field(max_length=2000)
     topic: str = Field(max_length=1024)
-    raw: bytes = Field(max_length=70_000)
+    raw: Base64Bytes = Field(max_length=70_000)  # standard base64 in JSON
     received_at: UtcDatetime
     device_id: str | None = Field(None, max_length=256)
     stage: Literal["ingest", "streams", "tickets"] = "ingest"

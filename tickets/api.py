@@ -16,32 +16,25 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import mapping
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridwatch.contracts import Alert, Category, Complaint, Severity, TicketState
 from tickets import queries
+from tickets.api_errors import errors, install_handlers, refuse_repeated_query
 from tickets.auth import Admin, Operator, Viewer
-from tickets.errors import (
-    IllegalTransition,
-    StoreError,
-    TicketError,
-    TicketNotFound,
-    UnknownLocation,
-)
-from tickets.open311 import QueryTime
-from tickets.open311 import router as open311_router
+from tickets.errors import TicketError, TicketNotFound
+from tickets.middleware import LimitBody, SecurityHeaders
+from tickets.open311 import build_router as open311_router
 from tickets.service import TicketService
+from tickets.times import QueryTime
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
-MAX_BODY_BYTES = 64 * 1024
 TicketId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 Actor = Annotated[str, Field(max_length=64)]
 
@@ -74,93 +67,6 @@ class ResolveIn(ActionIn):
     closing_code: Literal["real", "duplicate", "already_fixed"] = "real"
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class LimitBody:
-    """Pure ASGI middleware: 413 for bodies over ``MAX_BODY_BYTES``, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, receive, send)
-            return
-        seen = 0
-        exceeded = refused = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    exceeded = True
-                    raise _TooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            # FastAPI turns a failed body read into its own 400: answer 413 instead
-            nonlocal refused
-            if not exceeded:
-                await send(message)
-            elif message["type"] == "http.response.start" and not refused:
-                refused = True
-                await self._refuse(scope, receive, send)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except _TooLarge:
-            if not refused:
-                refused = True
-                await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = {"error": "too_large", "detail": f"body over {self.limit} bytes"}
-        await JSONResponse(body, 413)(scope, receive, send)
-
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-
-
-class SecurityHeaders:
-    """``nosniff`` everywhere; a strict CSP on the console (no external code or tiles)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        console = str(scope.get("path", "")).startswith("/console")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                if console:
-                    headers.append((b"content-security-policy", CSP.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def _error(code: int, error: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=code)
-
-
 def create_app(service: TicketService, *, sweep_every_s: float | None = None) -> FastAPI:
     """The FastAPI app over ``service``; ``sweep_every_s`` runs the SLA sweep in-process."""
 
@@ -180,15 +86,16 @@ def create_app(service: TicketService, *, sweep_every_s: float | None = None) ->
         version="1",
         description="Proactive tickets: lifecycle, SLA, complaints, Open311, KPIs.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_repeated_query)],
     )
     app.state.service = service
     app.state.config = service.config
     app.state.streams = 0
     app.add_middleware(LimitBody)
     app.add_middleware(SecurityHeaders)
-    _handlers(app)
+    install_handlers(app)
     app.include_router(_api_router(service), prefix="/api/v1")
-    app.include_router(open311_router, prefix="/open311/v2")
+    app.include_router(open311_router(), prefix="/open311/v2")
     app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")
 
     @app.get("/healthz", tags=["meta"])
@@ -213,52 +120,10 @@ async def _sweeper(service: TicketService, every_s: float) -> None:
         await asyncio.sleep(every_s)
 
 
-def _handlers(app: FastAPI) -> None:
-    @app.exception_handler(TicketNotFound)
-    async def not_found(_: Request, exc: TicketNotFound) -> JSONResponse:
-        return _error(404, "not_found", str(exc))
-
-    @app.exception_handler(IllegalTransition)
-    async def illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
-        return _error(409, "illegal_transition", str(exc))
-
-    @app.exception_handler(UnknownLocation)
-    async def unknown(_: Request, exc: UnknownLocation) -> JSONResponse:
-        return _error(422, "unknown_location", str(exc))
-
-    @app.exception_handler(StoreError)
-    async def store(_: Request, exc: StoreError) -> JSONResponse:
-        return _error(503, "store_unavailable", str(exc))
-
-    @app.exception_handler(TicketError)
-    async def other(_: Request, exc: TicketError) -> JSONResponse:
-        return _error(400, "bad_request", str(exc))
-
-    @app.exception_handler(OverflowError)
-    async def overflow(request: Request, exc: OverflowError) -> JSONResponse:
-        # datetimes at the edge of the calendar overflow when converted to UTC
-        if request.url.path.startswith("/open311/"):
-            return JSONResponse([{"code": 400, "description": f"value out of range: {exc}"}], 400)
-        return _error(422, "invalid", f"value out of range: {exc}")
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if request.url.path.startswith("/open311/"):
-            return JSONResponse([{"code": 400, "description": _summary(exc)}], 400)
-        return JSONResponse({"error": "invalid", "detail": _summary(exc)}, 422)
-
-
-def _summary(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"{loc}: {err.get('msg', '')}")
-    return "; ".join(parts)[:500]
-
-
 def _api_router(service: TicketService) -> APIRouter:
     r = APIRouter()
     cfg = service.config
+    action_errors = errors(400, 401, 403, 404, 409, 413, 422, 503)
 
     def detail_or_404(ticket_id: str) -> dict[str, Any]:
         with service.read_session() as s:
@@ -267,11 +132,11 @@ def _api_router(service: TicketService) -> APIRouter:
             raise TicketNotFound(ticket_id)
         return d
 
-    @r.get("/me", tags=["meta"])
+    @r.get("/me", tags=["meta"], responses=errors(401))
     def me(who: Viewer) -> dict[str, str]:
         return {"name": who.name, "role": who.role}
 
-    @r.get("/tickets", tags=["tickets"])
+    @r.get("/tickets", tags=["tickets"], responses=errors(401, 422, 503))
     def list_tickets(
         _: Viewer,
         state: Annotated[list[TicketState] | None, Query(max_length=8)] = None,
@@ -282,11 +147,11 @@ def _api_router(service: TicketService) -> APIRouter:
         until: QueryTime | None = None,
         q: Annotated[str | None, Query(max_length=100)] = None,
         active: bool | None = None,
-        limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+        # the configured page limit, declared (a default, not Annotated: annotations are
+        # resolved in the module's globals, where ``cfg`` is not)
+        limit: int = Query(min(100, cfg.max_page), ge=1, le=cfg.max_page),
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> dict[str, Any]:
-        if limit > cfg.max_page:
-            raise HTTPException(422, f"limit must be at most {cfg.max_page}")
         f = queries.TicketFilter(
             state=tuple(state or ()),
             grid_id=grid_id,
@@ -302,7 +167,7 @@ def _api_router(service: TicketService) -> APIRouter:
         with service.read_session() as s:
             return queries.list_tickets(s, f)
 
-    @r.get("/queue", tags=["tickets"])
+    @r.get("/queue", tags=["tickets"], responses=errors(401, 422, 503))
     def queue(
         _: Viewer,
         limit: Annotated[int, Query(ge=1, le=500)] = 200,
@@ -317,7 +182,7 @@ def _api_router(service: TicketService) -> APIRouter:
             view = queries.queue_view(s, group, service.clock(), limit)
             return {**view, "last_change": queries.last_change_id(s)}
 
-    @r.get("/storms", tags=["reports"])
+    @r.get("/storms", tags=["reports"], responses=errors(401, 422, 503))
     def storms(
         _: Viewer,
         active: bool | None = None,
@@ -331,59 +196,59 @@ def _api_router(service: TicketService) -> APIRouter:
                 s, active=active, district_id=district_id, since=since, limit=limit
             )
 
-    @r.get("/tickets/{ticket_id}", tags=["tickets"])
+    @r.get("/tickets/{ticket_id}", tags=["tickets"], responses=errors(401, 404, 422, 503))
     def get_ticket(ticket_id: TicketId, _: Viewer) -> dict[str, Any]:
         return detail_or_404(ticket_id)
 
-    @r.post("/tickets/{ticket_id}/acknowledge", tags=["actions"])
+    @r.post("/tickets/{ticket_id}/acknowledge", tags=["actions"], responses=action_errors)
     def acknowledge(ticket_id: TicketId, body: ActionIn, who: Operator) -> dict[str, Any]:
         service.acknowledge(ticket_id, who.name, body.reason)
         return detail_or_404(ticket_id)
 
-    @r.post("/tickets/{ticket_id}/assign", tags=["actions"])
+    @r.post("/tickets/{ticket_id}/assign", tags=["actions"], responses=action_errors)
     def assign(ticket_id: TicketId, body: AssignIn, who: Operator) -> dict[str, Any]:
         service.assign(ticket_id, body.assignee, who.name, body.reason)
         return detail_or_404(ticket_id)
 
-    @r.post("/tickets/{ticket_id}/dispatch", tags=["actions"])
+    @r.post("/tickets/{ticket_id}/dispatch", tags=["actions"], responses=action_errors)
     def dispatch(ticket_id: TicketId, body: DispatchIn, who: Operator) -> dict[str, Any]:
         service.dispatch(ticket_id, who.name, body.reason, body.assignee)
         return detail_or_404(ticket_id)
 
-    @r.post("/tickets/{ticket_id}/resolve", tags=["actions"])
+    @r.post("/tickets/{ticket_id}/resolve", tags=["actions"], responses=action_errors)
     def resolve(ticket_id: TicketId, body: ResolveIn, who: Operator) -> dict[str, Any]:
         service.resolve(ticket_id, who.name, body.closing_code, body.reason)
         return detail_or_404(ticket_id)
 
-    @r.post("/tickets/{ticket_id}/false_alarm", tags=["actions"])
+    @r.post("/tickets/{ticket_id}/false_alarm", tags=["actions"], responses=action_errors)
     def false_alarm(ticket_id: TicketId, body: ActionIn, who: Operator) -> dict[str, Any]:
         service.mark_false_alarm(ticket_id, who.name, body.reason)
         return detail_or_404(ticket_id)
 
-    @r.post("/alerts", tags=["intake"], status_code=200)
+    @r.post("/alerts", tags=["intake"], responses=errors(400, 401, 403, 413, 422, 503))
     def raise_alert(alert: AlertIn, _: Admin) -> dict[str, Any]:
         out = service.raise_alert(alert)
         return {**out.__dict__, "duplicate": out.duplicate}
 
-    @r.post("/complaints", tags=["intake"])
+    @r.post("/complaints", tags=["intake"], responses=errors(400, 401, 403, 413, 422, 503))
     def file_complaint(complaint: ComplaintIn, _: Operator) -> dict[str, Any]:
         return dict(service.file_complaint(complaint).__dict__)
 
-    @r.post("/sweep", tags=["actions"])
+    @r.post("/sweep", tags=["actions"], responses=errors(401, 403, 503))
     def sweep(_: Admin) -> dict[str, int]:
         return service.sweep()
 
-    @r.get("/kpis", tags=["reports"])
+    @r.get("/kpis", tags=["reports"], responses=errors(401, 422, 503))
     def kpis(_: Viewer, since: QueryTime | None = None, until: QueryTime | None = None) -> Any:
         with service.read_session() as s:
             return queries.kpis(s, since, until)
 
-    @r.get("/precision", tags=["reports"])
+    @r.get("/precision", tags=["reports"], responses=errors(401, 503))
     def precision(_: Viewer) -> dict[str, Any]:
         with service.read_session() as s:
             return queries.precision_report(s)
 
-    @r.get("/near-misses", tags=["reports"])
+    @r.get("/near-misses", tags=["reports"], responses=errors(401, 422, 503))
     def near_misses(
         _: Viewer,
         grid_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -392,7 +257,7 @@ def _api_router(service: TicketService) -> APIRouter:
         with service.read_session() as s:
             return queries.near_misses(s, limit, grid_id)
 
-    @r.get("/grids.geojson", tags=["map"])
+    @r.get("/grids.geojson", tags=["map"], responses=errors(401))
     def grids(_: Viewer) -> dict[str, Any]:
         reg = service.registry
         features = [
@@ -406,7 +271,15 @@ def _api_router(service: TicketService) -> APIRouter:
         ]
         return {"type": "FeatureCollection", "features": features}
 
-    @r.get("/stream", tags=["tickets"], response_class=StreamingResponse)
+    @r.get(
+        "/stream",
+        tags=["tickets"],
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            **errors(401, 429, 503),
+        },
+    )
     async def stream(request: Request, _: Viewer) -> StreamingResponse:
         """Server-sent events: one ``ticket`` event per committed change (outbox order)."""
         if request.app.state.streams >= 64:

@@ -8,6 +8,7 @@ lead time is recorded; otherwise a reactive ticket is opened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
@@ -34,8 +35,13 @@ class ComplaintOutcome:
 
 
 class ComplaintIntake(TicketStore):
-    def file_complaint(self, complaint: Complaint) -> ComplaintOutcome:
-        """Link a complaint to its incident's active ticket, or open a reactive ticket."""
+    def file_complaint(
+        self, complaint: Complaint, attach: Callable[[Session], None] | None = None
+    ) -> ComplaintOutcome:
+        """Link a complaint to its incident's active ticket, or open a reactive ticket.
+
+        ``attach(session)`` adds rows that must commit with a new complaint (the Open311
+        request that carried it); it is not called for a duplicate."""
         grid = complaint.grid_id or self.registry.locate(complaint.lon, complaint.lat, "grid")
         if grid is not None and grid not in self.registry.grids:
             raise UnknownLocation(f"complaint {complaint.complaint_id!r}: unknown grid {grid!r}")
@@ -45,7 +51,7 @@ class ComplaintIntake(TicketStore):
                 "lies in no grid"
             )
         return self._retrying(
-            lambda s: self._complaint_once(s, complaint, grid),
+            lambda s: self._complaint_once(s, complaint, grid, attach),
             lambda: self._complaint_seen(complaint.complaint_id),
         )
 
@@ -54,7 +60,13 @@ class ComplaintIntake(TicketStore):
             row = s.get(ComplaintRow, complaint_id)
             return None if row is None else _complaint_outcome(row, duplicate=True)
 
-    def _complaint_once(self, s: Session, c: Complaint, grid: str) -> ComplaintOutcome:
+    def _complaint_once(
+        self,
+        s: Session,
+        c: Complaint,
+        grid: str,
+        attach: Callable[[Session], None] | None = None,
+    ) -> ComplaintOutcome:
         existing = s.get(ComplaintRow, c.complaint_id)
         if existing is not None:
             return _complaint_outcome(existing, duplicate=True)
@@ -170,6 +182,8 @@ class ComplaintIntake(TicketStore):
             created_at=self.clock(),
         )
         s.add(row)
+        if attach is not None:
+            attach(s)
         s.flush()
         return _complaint_outcome(row)
 

@@ -128,6 +128,9 @@ class TicketsConfig(BaseModel):
     complaint_link_window_min: int = Field(6 * 60, ge=1)
     tokens: tuple[ApiToken, ...] = ()
     open311_api_keys: tuple[SecretStr, ...] = ()
+    # GeoReport discovery: who runs the endpoint, and where a developer asks for a key
+    open311_contact: str = Field("GridWatch operations centre", max_length=200)
+    open311_key_service: str = Field("Ask the operations centre for an api_key", max_length=200)
     max_page: int = Field(500, ge=1, le=5000)
     sse_poll_s: float = Field(1.0, gt=0, le=30)
     escalation_sweep_s: float = Field(30.0, gt=0)

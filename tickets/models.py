@@ -174,6 +174,38 @@ class ComplaintRow(Base):
     )
 
 
+class Open311Request(Base):
+    """What a GeoReport v2 request carried beyond its complaint: address, media, the
+    reporter's contact and the service's attributes.
+
+    A request placed on the map was filed as the complaint of the same id; one whose
+    address could not be placed has no complaint row and waits for an operator."""
+
+    __tablename__ = "open311_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requested_at: Mapped[datetime]
+    service_code: Mapped[str] = mapped_column(String(32))
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    located_by: Mapped[str] = mapped_column(String(16))  # point | device | site | grid | none
+    address: Mapped[str] = mapped_column(String(500), default="")
+    address_id: Mapped[str] = mapped_column(String(100), default="")
+    zipcode: Mapped[str] = mapped_column(String(20), default="")
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    media_url: Mapped[str] = mapped_column(String(1000), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    device_id: Mapped[str] = mapped_column(String(100), default="")
+    account_id: Mapped[str] = mapped_column(String(100), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_open311_requests_requested_at", "requested_at"),)
+
+
 class AuditRow(Base):
     __tablename__ = "audit_log"
 

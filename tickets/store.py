@@ -76,6 +76,11 @@ class TicketStore:
 
     # -- transactions ---------------------------------------------------------------
 
+    def write(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one transaction, retried like every write of the store
+        (``StoreUnavailable`` when the database keeps failing)."""
+        return self._retrying(work, lambda: None)
+
     def _retrying(self, work: Callable[[Session], T], on_conflict: Callable[[], T | None]) -> T:
         """Run ``work`` in a transaction, retrying races the database caught for us."""
         last: Exception | None = None

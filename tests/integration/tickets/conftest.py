@@ -15,15 +15,16 @@ from sqlalchemy import Engine, text
 
 from gridwatch.registry import Registry
 from simulators.city import generate_city
+from tickets.api import create_app
 from tickets.config import TicketsConfig
 from tickets.db import make_engine, migrate
 from tickets.service import TicketService
 
-from .tickets_testlib import Clock, create_pg_database, drop_pg_database
+from .tickets_testlib import Clock, api_config, create_pg_database, drop_pg_database, live_server
 
 TABLES = (
     "tickets", "evidence", "seen_alerts", "complaints", "audit_log", "outbox", "near_misses",
-    "storm_periods",
+    "storm_periods", "open311_requests",
 )  # fmt: skip
 
 
@@ -84,3 +85,16 @@ def service(
     engine: Engine, config: TicketsConfig, registry: Registry, clock: Clock
 ) -> TicketService:
     return TicketService(engine, config, registry, clock=clock)
+
+
+@pytest.fixture
+def api_service(service: TicketService, registry: Registry) -> TicketService:
+    """The service with the test tokens and Open311 key."""
+    return TicketService(service.engine, api_config(service.config), registry, clock=service.clock)
+
+
+@pytest.fixture
+def live_url(api_service: TicketService) -> Iterator[str]:
+    """The ticket API over ``api_service``, served by uvicorn on a free port."""
+    with live_server(create_app(api_service)) as url:
+        yield url

@@ -1,49 +1,20 @@
-"""The ticket API over real SQLite and PostgreSQL: roles, actions, errors, Open311, SSE."""
+"""The ticket API over real SQLite and PostgreSQL: roles, actions, errors, SSE."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from gridwatch.registry import Registry
-from tickets.api import create_app
-from tickets.config import TicketsConfig
 from tickets.service import TicketService
 
-from .tickets_testlib import GRID, T0, make_alert
+from .tickets_testlib import GRID, T0, TOKENS, make_alert
 
 pytestmark = pytest.mark.integration
-
-TOKENS = {"viewer": "tok-viewer-1", "operator": "tok-operator-1", "admin": "tok-admin-1"}
-OPEN311_KEY = "o311-key-1"
-
-
-def api_config(base: TicketsConfig) -> TicketsConfig:
-    return base.model_copy(
-        update={
-            "tokens": tuple(
-                TicketsConfig.model_validate(
-                    {"tokens": [{"name": f"dev-{r}", "role": r, "token": t}]}
-                ).tokens[0]
-                for r, t in TOKENS.items()
-            ),
-            "open311_api_keys": TicketsConfig.model_validate(
-                {"open311_api_keys": [OPEN311_KEY]}
-            ).open311_api_keys,
-        }
-    )
-
-
-@pytest.fixture
-def api_service(service: TicketService, registry: Registry) -> TicketService:
-    return TicketService(service.engine, api_config(service.config), registry, clock=service.clock)
 
 
 @pytest.fixture
@@ -234,83 +205,6 @@ def test_kpis_precision_and_map(client: httpx.Client, api_service: TicketService
     assert "GridWatch" in client.get("/console/").text
 
 
-GEOREPORT_REQUEST_FIELDS = {
-    "service_request_id", "status", "status_notes", "service_name", "service_code",
-    "description", "agency_responsible", "service_notice", "requested_datetime",
-    "updated_datetime", "expected_datetime", "address", "address_id", "zipcode", "lat",
-    "long", "media_url",
-}  # fmt: skip
-
-
-def test_open311(client: httpx.Client, registry: Registry, api_service: TicketService) -> None:
-    services = client.get("/open311/v2/services.json").json()
-    assert {s["service_code"] for s in services} >= {"waterlogging", "exposed_garbage"}
-    for s in services:
-        assert set(s) == {
-            "service_code",
-            "service_name",
-            "description",
-            "metadata",
-            "type",
-            "keywords",
-            "group",
-        }
-    dev = registry.devices["wl-00001"].device
-    api_service.raise_alert(
-        make_alert(
-            "o1", "forecast", grid=registry.devices["wl-00001"].grid_id, lon=dev.lon, lat=dev.lat
-        )
-    )
-    form = {"service_code": "waterlogging", "lat": dev.lat, "long": dev.lon, "description": "积水"}
-    assert client.post("/open311/v2/requests.json", data=form).status_code == 400  # no api_key
-    denied = client.post("/open311/v2/requests.json", data={**form, "api_key": "nope"})
-    assert denied.status_code == 403
-    assert denied.json() == [{"code": 403, "description": "invalid api_key"}]
-    bad = client.post(
-        "/open311/v2/requests.json", data={**form, "api_key": OPEN311_KEY, "service_code": "ufo"}
-    )
-    assert bad.status_code == 400
-    ok = client.post("/open311/v2/requests.json", data={**form, "api_key": OPEN311_KEY})
-    assert ok.status_code == 201
-    [created] = ok.json()
-    assert set(created) == {"service_request_id", "service_notice", "account_id"}
-    rid = created["service_request_id"]
-    [doc] = client.get(f"/open311/v2/requests/{rid}.json").json()
-    assert set(doc) == GEOREPORT_REQUEST_FIELDS
-    assert (doc["status"], doc["service_code"], doc["agency_responsible"]) == (
-        "open",
-        "waterlogging",
-        "drainage",
-    )
-    assert doc["long"] == dev.lon
-    listed = client.get("/open311/v2/requests.json", params={"service_request_id": rid}).json()
-    assert [d["service_request_id"] for d in listed] == [rid]
-    assert (
-        client.get(
-            "/open311/v2/requests.json", params={"status": "closed", "service_request_id": rid}
-        ).json()
-        == []
-    )
-    assert client.get("/open311/v2/requests/nope.json").status_code == 404
-
-
-@pytest.fixture
-def live_url(api_service: TicketService) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(api_service), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
 def test_sse_stream_delivers_new_ticket_events(live_url: str, api_service: TicketService) -> None:
     with httpx.Client(base_url=live_url, timeout=10) as c:
         assert c.get("/api/v1/stream").status_code == 401
@@ -344,6 +238,12 @@ def test_sse_stream_delivers_new_ticket_events(live_url: str, api_service: Ticke
         ("/api/v1/queue", {"group": "street"}, 422),
         ("/api/v1/storms", {"since": "2026-07-01T08:00:00"}, 422),
         ("/api/v1/storms", {"limit": 501}, 422),
+        ("/api/v1/kpis", {"until": "-1722"}, 422),  # negative epoch
+        ("/api/v1/kpis", {"until": "1722.5"}, 422),  # fractional epoch
+        ("/api/v1/tickets", {"since": "5000000000"}, 422),  # epoch seconds after 2100
+        ("/api/v1/tickets", {"limit": 501}, 422),  # the declared max_page
+        ("/api/v1/near-misses", {"grid_id": ["a", "b"]}, 422),  # a scalar given twice
+        ("/open311/v2/requests.json", {"status": ["open", "closed"]}, 400),
     ],
 )
 def test_bad_queries_are_clear_4xx(
@@ -357,6 +257,17 @@ def test_bad_queries_are_clear_4xx(
         assert body[0]["description"]
     else:
         assert body["error"] == "invalid"
+
+
+def test_lists_and_sane_epochs_are_taken(client: httpx.Client) -> None:
+    r = client.get(
+        "/api/v1/tickets",
+        params={"state": ["open", "acknowledged"], "since": "1782892800"},
+        headers=auth("viewer"),
+    )
+    assert r.status_code == 200, r.text
+    r = client.get("/api/v1/kpis", params={"until": "1782892800000"}, headers=auth("viewer"))
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("q", ["\\", "%", "_", "'; drop table tickets; --", "积水"])

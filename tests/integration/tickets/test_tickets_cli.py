@@ -46,7 +46,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 def test_migrate_and_token(cli_env: dict[str, str], tmp_path: Path) -> None:
     out = run_cli(["tickets", "migrate"], cli_env)
     assert out.returncode == 0, out.stderr
-    assert "revision 0002" in out.stdout
+    assert "revision 0003" in out.stdout
     out = run_cli(["tickets", "token", "--show"], cli_env)
     assert out.returncode == 0, out.stderr
     path = tmp_path / "var" / "tickets-tokens.toml"

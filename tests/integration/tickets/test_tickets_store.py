@@ -31,7 +31,7 @@ def count(engine: Engine, model: type) -> int:
 
 
 def test_migrations_reach_head_without_drift(engine: Engine) -> None:
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     migrate(engine)  # idempotent
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)

@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import uvicorn
+from fastapi import FastAPI
 
 from gridwatch.contracts import Alert, Category, Complaint, Severity, incident_key
+from tickets.config import TicketsConfig
 
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 GRID = "D01-S01-G01"
+TOKENS = {"viewer": "tok-viewer-1", "operator": "tok-operator-1", "admin": "tok-admin-1"}
+OPEN311_KEY = "o311-key-1"
+
+
+def api_config(base: TicketsConfig) -> TicketsConfig:
+    """``base`` with the test tokens and Open311 key."""
+    return base.model_copy(
+        update={
+            "tokens": tuple(
+                TicketsConfig.model_validate(
+                    {"tokens": [{"name": f"dev-{r}", "role": r, "token": t}]}
+                ).tokens[0]
+                for r, t in TOKENS.items()
+            ),
+            "open311_api_keys": TicketsConfig.model_validate(
+                {"open311_api_keys": [OPEN311_KEY]}
+            ).open311_api_keys,
+        }
+    )
+
+
+@contextlib.contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """``app`` served by a real uvicorn on a free port, in a thread: its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        assert thread.is_alive(), "uvicorn stopped while starting"
+        time.sleep(0.02)
+    assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 class Clock:

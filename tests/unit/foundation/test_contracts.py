@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
@@ -105,6 +106,23 @@ def test_dead_letter_keeps_raw_bytes() -> None:
         strict=False,
     )
     assert parse_record(DeadLetter, d.model_dump_json()).raw == raw
+
+
+def test_dead_letter_raw_is_standard_base64_and_reads_the_url_safe_form() -> None:
+    raw = b"\xfb\xff\xfe>?" + bytes(range(256))
+    d = DeadLetter.model_validate(
+        {"reason": "malformed", "detail": "x", "topic": "t", "raw": raw, "received_at": NOW},
+        strict=False,
+    )
+    doc = json.loads(d.model_dump_json())
+    assert doc["raw"] == base64.b64encode(raw).decode()  # "+" and "/", padded
+    assert base64.b64decode(doc["raw"], validate=True) == raw
+    legacy = {**doc, "raw": base64.urlsafe_b64encode(raw).decode()}  # written before
+    assert "-" in legacy["raw"] and "_" in legacy["raw"]
+    assert parse_record(DeadLetter, json.dumps(legacy)).raw == raw
+    for bad in ("not base64!", "abc"):
+        with pytest.raises(ContractError):
+            parse_record(DeadLetter, json.dumps({**doc, "raw": bad}))
 
 
 def test_other_records_round_trip() -> None:
