@@ -30,6 +30,7 @@ from rich.table import Table
 
 from gridwatch.contracts import DeadLetter, parse_record
 from gridwatch.credentials import ensure_credentials
+from gridwatch.errors import WaitTimeout
 from gridwatch.influx import query, rows
 from gridwatch.kafka import all_topics, consumer_lag, read_topic
 from gridwatch.procs import Child, wait_until
@@ -259,7 +260,7 @@ def _wait_caught_up(
         wait_until(caught_up, timeout_s, interval_s=1.0, what=what)
     except TimeoutError as exc:
         behind = ", ".join(f"{t} {n}" for t, n in sorted(last.items()) if n) or "no offsets"
-        raise TimeoutError(f"{exc}; still lagging: {behind}") from None
+        raise WaitTimeout(f"{exc}; still lagging: {behind}") from None
 
 
 def _progress() -> Progress:

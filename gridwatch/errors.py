@@ -45,3 +45,8 @@ class StackError(GridWatchError):
 
 class SinkError(GridWatchError):
     """A write to the time-series store that failed after its retries."""
+
+
+class WaitTimeout(GridWatchError, TimeoutError):
+    """Something the run waits for (a lag to drain, a service to answer) did not happen in
+    time: one line on the command line, still a ``TimeoutError`` to code that retries."""

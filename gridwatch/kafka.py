@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from gridwatch.contracts import KINDS
-from gridwatch.errors import StackError
+from gridwatch.errors import StackError, WaitTimeout
 from gridwatch.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ async def read_topic(settings: KafkaSettings, topic: str, timeout_s: float = 30.
             if all(pos >= end[tp] for pos, tp in zip(positions, parts, strict=True)):
                 return records
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"reading {topic} did not reach its end in {timeout_s:.0f} s")
+                raise WaitTimeout(f"reading {topic} did not reach its end in {timeout_s:.0f} s")
             batch = await consumer.getmany(timeout_ms=200)
             for recs in batch.values():
                 records.extend(recs)

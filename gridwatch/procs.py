@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from gridwatch.errors import StackError
+from gridwatch.errors import StackError, WaitTimeout
 from gridwatch.settings import Settings
 
 
@@ -122,5 +122,5 @@ def wait_until(
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            raise WaitTimeout(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(interval_s)
