@@ -17,6 +17,7 @@ REQUIRED = {
     "bridge-kill",
     "worker-kill",
     "worker-restart",
+    "worker-join",
     "tickets-api-kill",
     "relay-kill",
     "mosquitto-restart",
