@@ -90,6 +90,22 @@ class DemoProcs:
     publisher: Any = None
 
 
+def at_own_time_of_day(scenario: Any, now: datetime | None = None) -> datetime:
+    """The most recent past end time at which ``scenario`` runs at the time of day it was
+    written for, on a working day if it was written for one (its ``start`` plus its
+    duration, moved to an earlier day: at most three days back). Daily patterns
+    (commutes, vendors) follow the simulated clock, so a scenario about a weekday evening
+    rush replayed to end "now" at 9 a.m. on a Sunday is about a Sunday morning instead."""
+    now = now or datetime.now(UTC)
+    written = (scenario.start + timedelta(seconds=scenario.duration)).astimezone(UTC)
+    end = now.replace(hour=written.hour, minute=written.minute, second=0, microsecond=0, tzinfo=UTC)
+    local = timedelta(hours=scenario.utc_offset_h)
+    weekend = (written + local).weekday() >= 5
+    while end > now or ((end + local).weekday() >= 5) != weekend:
+        end -= timedelta(days=1)
+    return end
+
+
 def reset_data(settings: Settings) -> None:
     """Stop the stack and delete its data (not its credentials)."""
     stack = Stack(settings)
@@ -117,6 +133,7 @@ def run_demo(
     timeout_s: float = 300.0,
     out_dir: Path | None = None,
     chaos: Callable[[int, DemoProcs], None] | None = None,
+    end: datetime | None = None,
 ) -> DemoResult:
     """Run ``scenario`` (a ``simulators.scenario.Scenario``) through the pipeline.
 
@@ -124,6 +141,8 @@ def run_demo(
     the stack is already up and only the scenario's devices are provisioned.
     ``chaos(published, procs)`` is called after every published message (fault
     drills: kill or replace the bridge, a worker or the relay in ``procs``, stop services).
+    The scenario's event time ends at ``end`` (default: now; ``at_own_time_of_day`` keeps
+    the hour the scenario was written for).
     """
     from simulators.city import generate_city
     from simulators.mqtt_publisher import MqttPublisher
@@ -131,7 +150,7 @@ def run_demo(
 
     started = time.monotonic()
     sc = scenario
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    end = end or datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(seconds=sc.duration)
     city = generate_city(sc.city.seed, sc.city.size, max_devices=sc.city.max_devices)
     known = {d["device_id"] for d in city.devices}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gridwatch.demo import DemoResult, run_demo
+from gridwatch.demo import DemoResult, at_own_time_of_day, run_demo
 from gridwatch.procs import settings_env
 from gridwatch.scoreboard import score_run
 from gridwatch.settings import Settings
@@ -148,7 +148,14 @@ def test_dry_weekday_raises_no_flood_ticket(e2e_settings: Settings, tmp_path: Pa
 
 def test_metro_event_bike_overflow_is_ticketed(e2e_settings: Settings, tmp_path: Path) -> None:
     sc = load_scenario("rush-hour-event").with_overrides(duration="150min")
-    result = run_demo(e2e_settings, sc, manage_stack=False, out_dir=tmp_path / "run", timeout_s=300)
+    result = run_demo(
+        e2e_settings,
+        sc,
+        manage_stack=False,
+        out_dir=tmp_path / "run",
+        timeout_s=300,
+        end=at_own_time_of_day(sc),  # an evening event, whatever the hour CI runs at
+    )
     worthy = [
         i for i in result.incidents if i["category"] == "bike_overflow" and i["complaint_worthy_at"]
     ]
