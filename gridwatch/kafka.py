@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
+from aiokafka.protocol.metadata import MetadataRequest
 
 from gridwatch.contracts import KINDS
 from gridwatch.errors import StackError, WaitTimeout
@@ -67,23 +68,30 @@ async def ensure_topics(settings: KafkaSettings, names: list[str] | None = None)
 
 
 async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float) -> None:
-    """Return once every partition of ``topics`` has a leader in the metadata. CreateTopics
-    answers when the controller has recorded them; the brokers learn of them a moment later,
-    and a producer or describe in that moment finds no partitions (seen with three brokers)."""
+    """Return once every broker's metadata gives every partition of ``topics`` a leader.
+    CreateTopics answers when the controller has recorded them; each broker learns of them
+    from the metadata log a moment later, and a client asking that broker in the meantime
+    finds no partitions (seen with three brokers: one describe right after creation got
+    none). Asked of each broker in turn: the admin client otherwise picks one at random."""
     deadline = asyncio.get_running_loop().time() + timeout_s
+    wanted = set(topics)
     while True:
-        docs = await admin.describe_topics(topics)
-        led = {
-            d["topic"]
-            for d in docs
-            if d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
-        }
-        if led >= set(topics):
+        lagging: set[str] = set()
+        for broker in admin._client.cluster.brokers():
+            response = await admin._send_request_to_node(broker.nodeId, MetadataRequest(topics))
+            docs = response.to_object()["topics"]
+            led = {
+                d["topic"]
+                for d in docs
+                if d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
+            }
+            lagging |= wanted - led
+        if not lagging:
             return
         if asyncio.get_running_loop().time() > deadline:
             raise StackError(
                 f"Kafka topics without a leader after {timeout_s:.0f} s: "
-                + ", ".join(sorted(set(topics) - led))
+                + ", ".join(sorted(lagging))
             )
         await asyncio.sleep(0.1)
 
