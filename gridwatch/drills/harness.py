@@ -224,8 +224,13 @@ def alive(child: Child) -> bool:
     return True
 
 
+def start_worker(procs: DemoProcs, name: str) -> Child:
+    """A new stream worker of the run's group (not yet in ``procs.pool``)."""
+    return Child(name, ["streams", "run"], procs.settings, procs.logs).start()
+
+
 def restart_worker(procs: DemoProcs, index: int, name: str) -> None:
-    procs.pool[index] = Child(name, ["streams", "run"], procs.settings, procs.logs).start()
+    procs.pool[index] = start_worker(procs, name)
 
 
 class Supervisor:

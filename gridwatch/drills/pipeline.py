@@ -27,11 +27,12 @@ from gridwatch.drills.harness import (
     restart_worker,
     resume,
     run_storm,
+    start_worker,
     wait_forwarded,
 )
 from gridwatch.drills.proxy import DelayProxy
 from gridwatch.kafka import all_topics, consumer_lag
-from gridwatch.procs import Child, wait_until
+from gridwatch.procs import wait_until
 
 # The storm publishes ≈ 7,000 messages; faults strike after this many.
 STRIKE_AT = 3000
@@ -118,9 +119,7 @@ def worker_join(ctx: DrillContext) -> DrillResult:
     def chaos(published: int, procs: DemoProcs) -> None:
         if "joined_at" not in state and published >= STRIKE_AT:
             state["joined_at"] = published
-            procs.pool.append(
-                Child("streams-joined", ["streams", "run"], procs.settings, procs.logs).start()
-            )
+            procs.pool.append(start_worker(procs, "streams-joined"))
         elif "left_at" not in state and published >= LEAVE_AT:
             state["left_at"] = published
             first = procs.pool.pop(0)  # its exit is expected, not a crash
